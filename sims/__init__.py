@@ -1,0 +1,49 @@
+"""PyBullet tabletop tasks for language-conditioned manipulation.
+
+`import sims` registers every task with gymnasium under the `sims/` namespace, e.g.
+`gymnasium.make("sims/Pick-v0")`. `sims.ENV_IDS` lists them.
+"""
+
+from __future__ import annotations
+
+import gymnasium
+
+from sims.tasks import TASKS
+
+# task name -> CamelCase id stem
+_ID_STEMS = {
+    "pick": "Pick",
+    "place": "Place",
+    "stack": "Stack",
+    "push_to": "PushTo",
+    "push_next": "PushNext",
+    "touch": "Touch",
+}
+# The Kuka iiwa runs the tasks its expert is validated on.
+_KUKA_TASKS = ("pick", "push_to")
+
+
+def _register(env_id: str, task: str, robot: str) -> None:
+    if env_id in gymnasium.registry:
+        return
+    gymnasium.register(
+        id=env_id,
+        entry_point="sims.env:TabletopEnv",
+        kwargs={"task": task, "robot": robot},
+        max_episode_steps=TASKS[task].max_steps,
+    )
+
+
+ENV_IDS: list[str] = []
+for _task, _stem in _ID_STEMS.items():
+    ENV_IDS.append(f"sims/{_stem}-v0")
+    _register(ENV_IDS[-1], _task, "panda")
+for _task in _KUKA_TASKS:
+    ENV_IDS.append(f"sims/{_ID_STEMS[_task]}-Kuka-v0")
+    _register(ENV_IDS[-1], _task, "kuka")
+
+
+def env_task(env_id: str) -> tuple[str, str]:
+    """(task, robot) of a registered id."""
+    kwargs = gymnasium.spec(env_id).kwargs
+    return kwargs["task"], kwargs["robot"]

@@ -1,0 +1,40 @@
+"""The `vla` command line: `vla <command> --help` for each command."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from vla import __version__
+from vla.commands import COMMAND_MODULES
+
+
+class UserError(Exception):
+    """A problem the user can fix; printed without a traceback."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="vla", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"vla {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name in COMMAND_MODULES:
+        module = importlib.import_module(f"vla.commands.{name}")
+        module.register(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except (UserError, ValueError, FileNotFoundError, FileExistsError) as err:
+        print(f"vla {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"vla {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
