@@ -1,4 +1,11 @@
-"""Cameras rendered with PyBullet's TinyRenderer (CPU, headless, deterministic)."""
+"""Cameras rendered with PyBullet's TinyRenderer (CPU, headless, deterministic).
+
+Speed trick: the table has no visual shape. TinyRenderer shades every pixel a triangle
+covers, and the table top covers the whole image (2.7 of 3.5 ms per 128x128 frame
+measured); instead, it is transparent (TinyRenderer skips it) and pixels that hit no
+body (segmentation -1) are painted the table's colour afterwards. The top is flat and
+unshadowed, so the picture is the same.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import pybullet
+
+from sims.scene import TABLE_RGB
 
 
 @dataclass(frozen=True)
@@ -21,6 +30,7 @@ class CameraConfig:
     eye: tuple[float, float, float] = (0.98, 0.0, 0.62)
     target: tuple[float, float, float] = (0.55, 0.0, 0.0)
     up: tuple[float, float, float] = (1.0, 0.0, 0.0)
+    background_rgb: tuple[int, int, int] = TABLE_RGB
 
 
 class Camera:
@@ -37,17 +47,18 @@ class Camera:
 
     def render(self, view_matrix=None) -> np.ndarray:
         c = self.config
-        _, _, rgba, _, _ = self.p.getCameraImage(
+        _, _, rgba, _, segmentation = self.p.getCameraImage(
             c.width,
             c.height,
             viewMatrix=view_matrix or self._view,
             projectionMatrix=self._projection,
             renderer=pybullet.ER_TINY_RENDERER,
             shadow=0,
-            flags=pybullet.ER_NO_SEGMENTATION_MASK,
         )
-        image = np.asarray(rgba, dtype=np.uint8).reshape(c.height, c.width, 4)
-        return np.ascontiguousarray(image[:, :, :3])
+        image = np.array(rgba, dtype=np.uint8).reshape(c.height, c.width, 4)[:, :, :3]
+        empty = np.asarray(segmentation).reshape(c.height, c.width) < 0  # no body hit
+        image[empty] = c.background_rgb
+        return np.ascontiguousarray(image)
 
 
 class WristCamera(Camera):

@@ -59,12 +59,13 @@ class TabletopEnv(gym.Env):
         self._render_config = CameraConfig("render", width=render_size, height=render_size)
 
         image_spaces = {
-            c.name: spaces.Box(0, 255, (c.height, c.width, 3), np.uint8) for c in self.camera_configs
+            c.name: spaces.Box(0, 255, (c.height, c.width, 3), np.uint8)
+            for c in self.camera_configs
         }
         n_state = len(self.spec_robot.state_names)
         self.observation_space = spaces.Dict({
             "images": spaces.Dict(image_spaces),
-            "state": spaces.Box(-np.inf, np.inf, (n_state,), np.float32),
+            "state": spaces.Box(-2.0, 2.0, (n_state,), np.float32),  # metres, sin/cos, fraction
             "instruction": spaces.Text(max_length=200, min_length=1, charset=INSTRUCTION_CHARSET),
         })
         n_action = len(self.spec_robot.action_names)
@@ -130,7 +131,8 @@ class TabletopEnv(gym.Env):
         try:
             action = np.asarray(action, dtype=np.float32)
         except (TypeError, ValueError) as err:
-            raise ValueError(f"action must be a float array of shape {self.action_space.shape}: {err}")
+            expected = self.action_space.shape
+            raise ValueError(f"action must be a float array of shape {expected}: {err}") from None
         if action.shape != self.action_space.shape:
             raise ValueError(
                 f"action has shape {action.shape}; expected {self.action_space.shape} "

@@ -116,16 +116,22 @@ class SimArm:
         self.target_yaw = yaw
         self.command(self.target_pos, yaw, 1.0)
 
-    def ee_pose(self) -> tuple[np.ndarray, float]:
+    def _link_pose(self) -> tuple[np.ndarray, float]:
+        """IK link position and its raw yaw (rotation about world z, not wrapped)."""
         state = self.p.getLinkState(self.body, self.ee_link, computeForwardKinematics=True)
-        pos = np.array(state[4])
-        # The grasp frame points down (roll = pi); yaw is the rotation about world z.
         rot = np.array(self.p.getMatrixFromQuaternion(state[5])).reshape(3, 3)
-        yaw = math.atan2(rot[1, 0], rot[0, 0])
-        return pos, wrap_gripper_yaw(yaw)
+        return np.array(state[4]), math.atan2(rot[1, 0], rot[0, 0])
+
+    def ee_pose(self) -> tuple[np.ndarray, float]:
+        pos, raw_yaw = self._link_pose()
+        return pos, wrap_gripper_yaw(raw_yaw)
 
     def command(self, pos: np.ndarray, yaw: float, opening_fraction: float) -> None:
         """Set joint motor targets for an end-effector pose and gripper opening."""
+        # The gripper is symmetric under a half turn: aim for the equivalent yaw nearest the
+        # wrist's current one, so the wrist never spins 180 degrees for nothing.
+        raw_yaw = self._link_pose()[1]
+        yaw = raw_yaw + wrap_gripper_yaw(yaw - raw_yaw)
         joints = self.p.calculateInverseKinematics(
             self.body,
             self.ee_link,
@@ -262,6 +268,9 @@ class KukaArm(SimArm):
         )
         for link in range(-1, self.p.getNumJoints(arm)):
             self.p.changeVisualShape(arm, link, rgbaColor=[0.95, 0.55, 0.15, 1])
+            # The palm sits flush on the flange: contacts there would shove the arm around.
+            for g_link in range(-1, self.p.getNumJoints(self.gripper)):
+                self.p.setCollisionFilterPair(arm, self.gripper, link, g_link, 0)
         for j in (0, 1):
             self.p.changeDynamics(self.gripper, j, lateralFriction=1.5, spinningFriction=0.01)
         return arm

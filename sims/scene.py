@@ -37,7 +37,7 @@ SHAPES: dict[str, tuple[str, tuple[float, ...]]] = {
 TRAIN_SHAPES = ("cube", "cylinder")
 UNSEEN_SHAPES = ("bar",)
 
-TABLE_COLOR = (0.55, 0.45, 0.36, 1)
+TABLE_RGB = (140, 115, 92)  # painted by the camera where nothing is hit (see camera.py)
 ZONE_HALF = 0.05  # zones are 10 cm squares
 # Where objects and zones are placed (x, y), metres.
 BOARD_LOW = np.array([0.38, -0.22])
@@ -69,10 +69,12 @@ class Zone:
 
 
 def build_table(p) -> int:
+    """A collision-only table top at z = 0 (cameras paint it; see camera.py)."""
     half = [0.6, 0.6, 0.02]
     col = p.createCollisionShape(p.GEOM_BOX, halfExtents=half)
-    vis = p.createVisualShape(p.GEOM_BOX, halfExtents=half, rgbaColor=TABLE_COLOR)
-    body = p.createMultiBody(0, col, vis, basePosition=[0.45, 0, -half[2]])
+    body = p.createMultiBody(0, col, -1, basePosition=[0.45, 0, -half[2]])
+    # Without a visual shape PyBullet draws the collision box in white; alpha 0 hides it.
+    p.changeVisualShape(body, -1, rgbaColor=[1, 1, 1, 0])
     p.changeDynamics(body, -1, lateralFriction=0.5)
     return body
 

@@ -81,7 +81,9 @@ class Task:
     def _objects(self, rng, rules: EpisodeRules, n_named: int) -> list[SceneObject]:
         """Target (first), named companions, then distractors; colours named in the
         instruction are unique in the scene unless a shape disambiguates."""
-        target = SceneObject(str(rng.choice(rules.target_colors)), str(rng.choice(rules.target_shapes)))
+        target = SceneObject(
+            str(rng.choice(rules.target_colors)), str(rng.choice(rules.target_shapes))
+        )
         named = [target]
         for color in _pick_distinct(rng, rules.other_colors, n_named - 1, exclude=(target.color,)):
             named.append(SceneObject(color, str(rng.choice(rules.other_shapes[:2]))))
