@@ -179,6 +179,19 @@ class TabletopEnv(gym.Env):
             "instruction": self.goal.instruction,
         }
 
+    def contract_fields(self) -> dict:
+        """The robot's half of the action contract (see `vla.contract.ActionContract`)."""
+        spec = self.spec_robot
+        return {
+            "robot": self.robot_name,
+            "action_names": list(spec.action_names),
+            "action_units": list(spec.action_units),
+            "action_scale": spec.action_scale.tolist(),
+            "control_hz": spec.control_hz,
+            "state_names": list(spec.state_names),
+            "cameras": {c.name: [c.height, c.width] for c in self.camera_configs},
+        }
+
     def episode_metadata(self) -> dict:
         """Everything a dataset should remember about the current episode."""
         spec = self.spec_robot

@@ -44,7 +44,7 @@ class RobotSpec:
     def action_scale(self) -> np.ndarray:
         """Multiplier from a normalised action to physical units (gripper stays normalised)."""
         s, y = self.max_step_m, self.max_step_yaw_rad
-        return np.array([s, s, s, y, 1.0], dtype=np.float32)
+        return np.array([s, s, s, y, 1.0], dtype=np.float64)
 
     def to_dict(self) -> dict:
         return {

@@ -1,0 +1,50 @@
+"""The policy interface: everything that serves, evaluates or bridges a policy uses this.
+
+Pure Python + numpy, so a robot-side process can type-check against it without torch.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+
+import numpy as np
+
+from vla.contract import ActionContract
+
+
+@dataclass
+class ActionChunk:
+    """K future actions, normalised to [-1, 1] per dimension (the env's action space)."""
+
+    actions: np.ndarray  # float32 (K, A)
+    control_hz: float
+
+    def __post_init__(self) -> None:
+        self.actions = np.asarray(self.actions, dtype=np.float32)
+        if self.actions.ndim != 2:
+            raise ValueError(f"actions have shape {self.actions.shape}; expected (K, A)")
+
+    def __len__(self) -> int:
+        return len(self.actions)
+
+
+class Policy(ABC):
+    """`infer(observation) -> ActionChunk` and `reset()`.
+
+    An observation is a dict: `images` (camera name -> uint8 (H, W, 3)), `state`
+    (float32 (S,)), `instruction` (str), as produced by the `sims` envs and robots.
+    """
+
+    contract: ActionContract
+
+    @abstractmethod
+    def infer(self, observation: dict) -> ActionChunk:
+        """The next action chunk for one observation."""
+
+    def infer_batch(self, observations: list[dict]) -> list[ActionChunk]:
+        """Several observations at once; policies that batch on a GPU override this."""
+        return [self.infer(obs) for obs in observations]
+
+    def reset(self) -> None:  # noqa: B027  (optional hook: stateless policies keep it)
+        """Forget any history (a new episode starts)."""
