@@ -1,0 +1,102 @@
+"""Checkpoint directories in the Hugging Face layout; nothing in them is pickled.
+
+    config.json            {"format": "vla-policy", "version": 1, "model": ModelConfig,
+                            "vision_backbone_config": {...} | null, "language_width": int}
+    model.safetensors      trainable weights (the frozen language encoder is not stored:
+                            it is reloaded from `model.language_model`)
+    action_tokenizer.json  bins of the action tokenizer (vla/tokenizer.py)
+    action_contract.json   robot, action/state layout, units, rate, cameras, chunk,
+                            normalisation statistics, and a hash of all of it
+
+Writes are atomic: everything goes to a temporary sibling directory that is renamed into
+place, so a kill leaves either the old checkpoint or the new one, never half of one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+from policies.config import ModelConfig
+from vla.config import from_dict
+from vla.contract import ActionContract
+from vla.tokenizer import ActionTokenizer
+
+FORMAT, VERSION = "vla-policy", 1
+CONFIG, WEIGHTS, CONTRACT = "config.json", "model.safetensors", "action_contract.json"
+
+
+def save_pretrained(directory: str | Path, model, tokenizer: ActionTokenizer,
+                    contract: ActionContract, language_width: int,
+                    extra_files: dict[str, bytes] | None = None) -> Path:
+    from safetensors.torch import save_file
+
+    final = Path(directory)
+    tmp = final.with_name(f".{final.name}.tmp-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    backbone = model.vision.backbone_config() if model.cfg.vision_backbone else None
+    config = {"format": FORMAT, "version": VERSION, "model": _dataclass_dict(model.cfg),
+              "vision_backbone_config": backbone, "language_width": language_width}
+    (tmp / CONFIG).write_text(json.dumps(config, indent=1, default=str) + "\n")
+    state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    save_file(state, str(tmp / WEIGHTS), metadata={"format": FORMAT})
+    tokenizer.save(tmp)
+    (tmp / CONTRACT).write_text(json.dumps(contract.to_dict(), indent=1) + "\n")
+    for name, blob in (extra_files or {}).items():
+        (tmp / name).write_bytes(blob)
+    _swap_into_place(tmp, final)
+    return final
+
+
+def _swap_into_place(tmp: Path, final: Path) -> None:
+    if final.exists():
+        old = final.with_name(f".{final.name}.old-{os.getpid()}")
+        os.rename(final, old)
+        os.rename(tmp, final)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.rename(tmp, final)
+
+
+def read_checkpoint(directory: str | Path) -> dict:
+    """Config, tokenizer and contract of a checkpoint (no weights), validated."""
+    path = Path(directory)
+    if not (path / CONFIG).is_file():
+        raise FileNotFoundError(f"{str(path)!r} is not a policy checkpoint: no {CONFIG} "
+                                f"(expected a directory written by `vla train`)")
+    config = json.loads((path / CONFIG).read_text())
+    if config.get("format") != FORMAT or config.get("version") != VERSION:
+        raise ValueError(f"{path / CONFIG}: format={config.get('format')!r} "
+                         f"version={config.get('version')!r}; expected {FORMAT!r} {VERSION}")
+    if not (path / WEIGHTS).is_file():
+        raise FileNotFoundError(f"{path / WEIGHTS} is missing")
+    contract = ActionContract.from_dict(json.loads((path / CONTRACT).read_text()))
+    return {"config": config, "model_config": from_dict(ModelConfig, config["model"]),
+            "tokenizer": ActionTokenizer.load(path), "contract": contract}
+
+
+def load_model(directory: str | Path, device="cpu"):
+    """(model, info) with weights loaded strictly: a missing or extra tensor is an error."""
+    from safetensors.torch import load_file
+
+    from policies.vla_model import VLAModel
+
+    info = read_checkpoint(directory)
+    model = VLAModel(info["model_config"], info["config"]["language_width"],
+                     backbone_config=info["config"]["vision_backbone_config"],
+                     pretrained_backbone=False)
+    state = load_file(str(Path(directory) / WEIGHTS), device="cpu")
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    if missing or unexpected:
+        raise ValueError(f"{Path(directory) / WEIGHTS} does not fit the model in {CONFIG}: "
+                         f"missing {missing[:5]}, unexpected {unexpected[:5]}")
+    return model.to(device).eval(), info
+
+
+def _dataclass_dict(cfg) -> dict:
+    import dataclasses
+
+    return dataclasses.asdict(cfg)

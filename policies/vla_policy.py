@@ -1,0 +1,78 @@
+"""`VLAPolicy`: a checkpoint behind the `Policy` interface (infer / infer_batch / reset)."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from policies.checkpoint import load_model
+from policies.language import LanguageEncoder
+from vla.policy_api import ActionChunk, Policy
+
+
+def pick_device(device: str = "auto") -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"device={device!r} but torch sees no CUDA GPU; use cpu or auto")
+    return torch.device(device)
+
+
+class VLAPolicy(Policy):
+    def __init__(self, model, tokenizer, contract, language: LanguageEncoder,
+                 device: torch.device, dtype=torch.float32) -> None:
+        self.model = model
+        self.cfg = model.cfg
+        self.tokenizer, self.contract, self.language = tokenizer, contract, language
+        self.device, self.dtype = device, dtype
+
+    @classmethod
+    def from_model(cls, model, tokenizer, contract, language, device) -> VLAPolicy:
+        """Wrap a model in training (shares its weights; used for evaluation in the loop)."""
+        return cls(model, tokenizer, contract, language, torch.device(device))
+
+    @classmethod
+    def from_pretrained(cls, directory, device: str = "auto", dtype: str = "auto") -> VLAPolicy:
+        """Load a checkpoint. dtype "auto" = bfloat16 on CUDA, float32 on the CPU."""
+        dev = pick_device(device)
+        model, info = load_model(directory, device=dev)
+        if dtype == "auto":
+            dtype = "bfloat16" if dev.type == "cuda" else "float32"
+        torch_dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16}[dtype]
+        cfg = model.cfg
+        language = LanguageEncoder(cfg.language_model, cfg.language_max_tokens, dev)
+        return cls(model, info["tokenizer"], info["contract"], language, dev, torch_dtype)
+
+    def _check(self, obs: dict) -> None:
+        for name in self.cfg.cameras:
+            image = obs["images"].get(name) if isinstance(obs.get("images"), dict) else None
+            expected = tuple(self.contract.cameras[name]) + (3,)
+            if image is None or tuple(np.shape(image)) != expected:
+                got = None if image is None else tuple(np.shape(image))
+                raise ValueError(f"observation images[{name!r}] has shape {got}; "
+                                 f"expected {expected} (uint8 RGB)")
+        state = np.asarray(obs["state"], dtype=np.float32)
+        if state.shape != (self.cfg.state_dim,) or not np.all(np.isfinite(state)):
+            raise ValueError(f"observation state has shape {state.shape} (finite values "
+                             f"required); expected ({self.cfg.state_dim},)")
+
+    @torch.no_grad()
+    def infer_batch(self, observations: list[dict]) -> list[ActionChunk]:
+        for obs in observations:
+            self._check(obs)
+        images = {
+            name: torch.from_numpy(np.stack([o["images"][name] for o in observations]))
+            .to(self.device) for name in self.cfg.cameras
+        }
+        state = torch.from_numpy(np.stack([np.asarray(o["state"], np.float32)
+                                           for o in observations])).to(self.device)
+        lang, lang_mask = self.language.encode([o["instruction"] for o in observations])
+        with torch.autocast(self.device.type, dtype=self.dtype,
+                            enabled=self.dtype != torch.float32):
+            tokens = self.model.generate(images, state, lang, lang_mask)  # (B, K * A)
+        tokens = tokens.view(len(observations), self.cfg.chunk_length, self.cfg.action_dim)
+        actions = np.clip(self.tokenizer.decode(tokens.cpu().numpy()), -1.0, 1.0)
+        return [ActionChunk(a, self.contract.control_hz) for a in actions]
+
+    def infer(self, observation: dict) -> ActionChunk:
+        return self.infer_batch([observation])[0]

@@ -1,0 +1,126 @@
+"""Typed configs: dataclasses filled from YAML files and `key=value` overrides.
+
+Every component has one dataclass. Building it checks every key: an unknown key or a
+value of the wrong type names the field, the value and the closest valid name.
+Nested dataclasses are addressed with dots on the command line (`model.d_model=128`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from pathlib import Path
+
+import yaml
+
+
+def _closest(name: str, options) -> str:
+    match = difflib.get_close_matches(name, list(options), n=1, cutoff=0.4)
+    return f"; did you mean {match[0]!r}?" if match else ""
+
+
+def _coerce(value, annotation, where: str):
+    """Convert a YAML/CLI value to the field's declared type, or explain why not."""
+    origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in (a for a in args if a is not type(None)):
+            try:
+                return _coerce(value, arg, where)
+            except ValueError as err:
+                errors.append(str(err))
+        raise ValueError(errors[0])
+    if dataclasses.is_dataclass(annotation):
+        if not isinstance(value, dict):
+            kind = annotation.__name__
+            raise ValueError(f"{where}={value!r}: expected a mapping of {kind} fields")
+        return from_dict(annotation, value, prefix=f"{where}.")
+    if origin in (list, tuple):
+        if isinstance(value, str):
+            value = [v for v in value.split(",") if v]
+        if not isinstance(value, (list, tuple)):
+            raise ValueError(f"{where}={value!r}: expected a list")
+        inner = args[0] if args else typing.Any
+        items = [_coerce(v, inner, f"{where}[{i}]") for i, v in enumerate(value)]
+        return tuple(items) if origin is tuple else items
+    if origin is dict or annotation is typing.Any:
+        return value
+    if annotation is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "false", "1", "0", "yes", "no"):
+            return value.lower() in ("true", "1", "yes")
+        raise ValueError(f"{where}={value!r}: expected true or false")
+    if annotation in (int, float):
+        if isinstance(value, bool):
+            raise ValueError(f"{where}={value!r}: expected a number")
+        try:
+            number = annotation(value) if not isinstance(value, str) else annotation(float(value))
+        except (TypeError, ValueError):
+            raise ValueError(f"{where}={value!r}: expected {annotation.__name__}") from None
+        if annotation is int and isinstance(value, float) and value != int(value):
+            raise ValueError(f"{where}={value!r}: expected an integer")
+        return number
+    if annotation is str:
+        if not isinstance(value, (str, int, float)) or isinstance(value, bool):
+            raise ValueError(f"{where}={value!r}: expected a string")
+        return str(value)
+    return value
+
+
+def from_dict(cls, data: dict, prefix: str = ""):
+    """Build dataclass `cls` from a mapping, checking names and types."""
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls) if f.init}
+    kwargs = {}
+    for key, value in (data or {}).items():
+        if key not in names:
+            raise ValueError(f"unknown config key {prefix}{key!r}{_closest(key, names)} "
+                             f"(valid: {', '.join(sorted(names))})")
+        kwargs[key] = _coerce(value, hints[key], f"{prefix}{key}")
+    obj = cls(**kwargs)
+    if hasattr(obj, "validate"):
+        obj.validate()
+    return obj
+
+
+def to_dict(obj) -> dict:
+    return dataclasses.asdict(obj)
+
+
+def apply_overrides(data: dict, overrides: list[str]) -> dict:
+    """`a.b=1` style overrides onto a nested dict (values parsed as YAML scalars)."""
+    data = dict(data)
+    for item in overrides:
+        if "=" not in item:
+            raise ValueError(f"override {item!r} is not key=value (e.g. model.d_model=128)")
+        key, raw = item.split("=", 1)
+        node = data
+        parts = key.strip().split(".")
+        for part in parts[:-1]:
+            node[part] = dict(node.get(part) or {})
+            node = node[part]
+        node[parts[-1]] = yaml.safe_load(raw) if raw.strip() else ""
+    return data
+
+
+def load_config(cls, path: str | Path | None = None, overrides: list[str] | None = None):
+    """A `cls` from a YAML file (optional) plus overrides; errors name the file."""
+    data = {}
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"config file {str(path)!r} does not exist")
+        data = yaml.safe_load(path.read_text()) or {}
+        if not isinstance(data, dict):
+            raise ValueError(f"{path}: expected a mapping at the top level")
+    data = apply_overrides(data, overrides or [])
+    try:
+        return from_dict(cls, data)
+    except ValueError as err:
+        raise ValueError(f"{path or 'config'}: {err}") from None

@@ -1,0 +1,53 @@
+"""`TrainConfig`: one YAML file in configs/ per recipe, overridable on the command line."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from policies.config import SIZES, ModelConfig
+from vla.config import from_dict
+
+
+@dataclass
+class TrainConfig:
+    data: list[str] = field(default_factory=list)  # dataset directories
+    size: str = "small"  # tiny | small | base: defaults for `model`
+    model: dict = field(default_factory=dict)  # ModelConfig overrides
+    steps: int = 6000
+    batch_size: int = 64
+    grad_accum: int = 1  # micro-batches per optimizer step
+    lr: float = 3e-4
+    weight_decay: float = 0.01
+    warmup_steps: int = 200
+    seed: int = 0
+    num_workers: int = 2  # DataLoader processes
+    tokenizer_mode: str = "uniform"  # uniform | quantile
+    augment: bool = True
+    shift_pixels: int = 6  # random shift (pad + crop) in pixels of the model's input
+    brightness: float = 0.15  # +- relative; no hue change: colour words must keep meaning
+    contrast: float = 0.15
+    log_every: int = 20
+    checkpoint_every: int = 500
+    eval_every: int = 0  # 0 = only at the end
+    eval_episodes: int = 5  # per task, split L1, during training
+    eval_tasks: list[str] = field(default_factory=list)  # default: the datasets' env ids
+    amp: str = "auto"  # auto (bf16 on CUDA) | off
+    threads: int = 0  # torch CPU threads; 0 = torch's default
+
+    def validate(self) -> None:
+        if self.size not in SIZES:
+            raise ValueError(f"size={self.size!r}; expected one of {list(SIZES)}")
+        for name in ("steps", "batch_size", "grad_accum", "log_every", "checkpoint_every"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name}={getattr(self, name)}; expected at least 1")
+        if self.tokenizer_mode not in ("uniform", "quantile"):
+            raise ValueError(f"tokenizer_mode={self.tokenizer_mode!r}; expected uniform or "
+                             f"quantile")
+        if self.amp not in ("auto", "off"):
+            raise ValueError(f"amp={self.amp!r}; expected auto or off")
+        self.model_config(state_dim=1, action_dim=1)  # fail early on bad model keys
+
+    def model_config(self, state_dim: int, action_dim: int) -> ModelConfig:
+        merged = {**SIZES[self.size], **self.model, "state_dim": state_dim,
+                  "action_dim": action_dim}
+        return from_dict(ModelConfig, merged, prefix="model.")

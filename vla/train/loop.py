@@ -1,0 +1,206 @@
+"""`train()`: the training loop behind `vla train` (single process, or DDP via torchrun).
+
+    RUN/checkpoint/   the latest complete checkpoint (policy + state for --resume)
+    RUN/tb/           TensorBoard logs
+    RUN/train_config.yaml, RUN/summary.json
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import time
+from pathlib import Path
+
+import torch
+import yaml
+from torch.utils.data import DataLoader
+
+from policies.checkpoint import load_model, save_pretrained
+from policies.language import LanguageEncoder
+from policies.vla_model import VLAModel
+from vla.train import distributed
+from vla.train.augment import augment_images
+from vla.train.config import TrainConfig
+from vla.train.data import (
+    EpochSampler,
+    collate,
+    dataset_contract,
+    fit_action_tokenizer,
+    frame_dataset,
+    lr_lambda,
+)
+from vla.train.state import load_train_state, save_train_state
+
+
+def train(cfg: TrainConfig, out: str, resume: bool = False, progress: bool | None = None,
+          device: str = "auto") -> dict:
+    run = Path(out)
+    ckpt_dir = run / "checkpoint"
+    if resume and not (ckpt_dir / "train_state.json").is_file():
+        raise FileNotFoundError(f"--resume: {ckpt_dir} holds no resumable checkpoint")
+    if not resume and ckpt_dir.exists():
+        raise FileExistsError(f"{str(run)!r} already holds a checkpoint; pass --resume to "
+                              f"continue it or choose another --out")
+    rank, world = distributed.setup()
+    dev = distributed.device(device)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    torch.manual_seed(cfg.seed + rank)
+
+    contract = dataset_contract(cfg.data)
+    mcfg = cfg.model_config(len(contract.state_names), len(contract.action_names))
+    if resume:
+        model, info = load_model(ckpt_dir)
+        tokenizer, contract, mcfg = info["tokenizer"], info["contract"], model.cfg
+        language_width = info["config"]["language_width"]
+    else:
+        tokenizer, stats = fit_action_tokenizer(cfg.data, mcfg.n_bins, cfg.tokenizer_mode,
+                                                contract.action_names)
+        contract = dataclasses.replace(contract, chunk_length=mcfg.chunk_length,
+                                       normalization=stats)
+    language = LanguageEncoder(mcfg.language_model, mcfg.language_max_tokens, dev)
+    if not resume:
+        language_width = language.width
+        model = VLAModel(mcfg, language_width)
+        model.state_mean.copy_(torch.tensor(contract.normalization["state_mean"]))
+        model.state_std.copy_(torch.tensor(contract.normalization["state_std"]))
+    model.to(dev).train()
+
+    decay = [p for n, p in model.named_parameters() if p.ndim >= 2 and "embed" not in n]
+    no_decay = [p for n, p in model.named_parameters() if not (p.ndim >= 2 and "embed" not in n)]
+    optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
+                                   {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer,
+                                                  lr_lambda(cfg.warmup_steps, cfg.steps))
+    augment_gen = torch.Generator().manual_seed(cfg.seed * 7919 + rank)
+    step = 0
+    if resume:
+        step = load_train_state(ckpt_dir, optimizer, scheduler, {"augment": augment_gen})["step"]
+    ddp_model = distributed.wrap(model, dev)
+
+    dataset = frame_dataset(cfg.data, mcfg.chunk_length, mcfg.cameras)
+    per_step = cfg.batch_size * cfg.grad_accum
+    sampler = EpochSampler(len(dataset), cfg.seed, rank, world, start=step * per_step)
+    loader = DataLoader(dataset, batch_size=cfg.batch_size, sampler=sampler,
+                        num_workers=cfg.num_workers, collate_fn=collate,
+                        persistent_workers=cfg.num_workers > 0)
+    batches = iter(loader)
+    main = rank == 0
+    if main:
+        run.mkdir(parents=True, exist_ok=True)
+        (run / "train_config.yaml").write_text(yaml.safe_dump(dataclasses.asdict(cfg)))
+    writer = _tensorboard(run / "tb") if main else None
+    use_amp = cfg.amp == "auto" and dev.type == "cuda"
+    bar = _progress(cfg.steps, step, main, progress)
+    a_dim = len(contract.action_names)
+    t_start, samples, loss_value = time.perf_counter(), 0, float("nan")
+
+    def save() -> None:
+        if not main:
+            return
+        save_pretrained(ckpt_dir, model, tokenizer, contract, language_width)
+        save_train_state(ckpt_dir, optimizer, scheduler, {"augment": augment_gen}, step,
+                         {"config": dataclasses.asdict(cfg)})
+
+    while step < cfg.steps:
+        optimizer.zero_grad(set_to_none=True)
+        total = 0.0
+        for _ in range(cfg.grad_accum):
+            batch = next(batches)
+            images = {c: _maybe_augment(x, cfg, augment_gen).to(dev)
+                      for c, x in batch["images"].items()}
+            tokens = torch.from_numpy(tokenizer.encode(batch["action"].numpy()))
+            tokens = tokens.flatten(1).to(dev)  # (B, K * A)
+            token_mask = batch["action_mask"].repeat_interleave(a_dim, dim=1).to(dev)
+            lang, lang_mask = language.encode(batch["instruction"])
+            with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=use_amp):
+                logits = ddp_model(images, batch["state"].to(dev), lang, lang_mask, tokens)
+            loss = model.loss(logits, tokens, token_mask) / cfg.grad_accum
+            loss.backward()
+            total += loss.item()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        scheduler.step()
+        step += 1
+        samples += per_step * world
+        loss_value = total
+        if main:
+            rate = samples / (time.perf_counter() - t_start)
+            bar.update(1)
+            bar.set_postfix(loss=f"{loss_value:.3f}", samples_s=f"{rate:.0f}")
+            if step % cfg.log_every == 0 or step == cfg.steps:
+                writer.add_scalar("train/loss", loss_value, step)
+                writer.add_scalar("train/lr", scheduler.get_last_lr()[0], step)
+                writer.add_scalar("train/samples_per_s", rate, step)
+        if step % cfg.checkpoint_every == 0 or step == cfg.steps:
+            save()
+        if main and cfg.eval_every and step % cfg.eval_every == 0 and step < cfg.steps:
+            _evaluate_during_training(model, tokenizer, contract, language, dev, cfg, writer,
+                                      step)
+    bar.close()
+    seconds = time.perf_counter() - t_start
+    summary = {"steps": step, "final_loss": loss_value, "seconds": seconds,
+               "samples_per_s": samples / seconds if seconds else None,
+               "frames": len(dataset), "checkpoint": str(ckpt_dir), "world_size": world}
+    if main:
+        if cfg.eval_every >= 0 and cfg.eval_episodes > 0:
+            summary["eval"] = _evaluate_during_training(model, tokenizer, contract, language,
+                                                        dev, cfg, writer, step)
+        (run / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
+        writer.close()
+    distributed.cleanup()
+    return summary
+
+
+def _maybe_augment(images: torch.Tensor, cfg: TrainConfig, gen: torch.Generator):
+    if not cfg.augment:
+        return images
+    return augment_images(images, gen, cfg.shift_pixels, cfg.brightness, cfg.contrast)
+
+
+def _evaluate_during_training(model, tokenizer, contract, language, dev, cfg, writer, step):
+    from policies.vla_policy import VLAPolicy
+    from vla.eval.run import evaluate
+
+    env_ids = cfg.eval_tasks or _dataset_env_ids(cfg.data)
+    policy = VLAPolicy.from_model(model, tokenizer, contract, language, dev)
+    model.eval()
+    try:
+        result = evaluate(policy, env_ids, ["L1"], cfg.eval_episodes, progress=False)
+    finally:
+        model.train()
+    for key, cell in result["cells"].items():
+        writer.add_scalar(f"eval/{key}", cell["success"], step)
+    writer.add_scalar("eval/L1_mean", result["splits"]["L1"]["success"], step)
+    return result["splits"]
+
+
+def _dataset_env_ids(paths: list[str]) -> list[str]:
+    from vla.data.store import DatasetDir
+
+    ids: list[str] = []
+    for p in paths:
+        ids += [i for i in DatasetDir.open(p).read_meta().get("env_ids", []) if i not in ids]
+    return ids
+
+
+def _tensorboard(path: Path):
+    from torch.utils.tensorboard import SummaryWriter
+
+    return SummaryWriter(str(path))
+
+
+def _progress(total: int, initial: int, main: bool, progress: bool | None):
+    from tqdm import tqdm
+
+    disable = (not main) or (progress is False) or (progress is None and not _is_tty())
+    return tqdm(total=total, initial=initial, desc="train", unit="step", disable=disable,
+                dynamic_ncols=True)
+
+
+def _is_tty() -> bool:
+    import sys
+
+    return sys.stderr.isatty() or os.environ.get("VLA_PROGRESS") == "1"
