@@ -7,6 +7,7 @@ id or a local directory, loaded with AutoTokenizer + AutoModel.
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 from pathlib import Path
 
@@ -25,6 +26,17 @@ def resolve_language_model(name: str) -> str:
     return str(Path(spec.submodule_search_locations[0]) / "model")
 
 
+@functools.lru_cache(maxsize=4)
+def _load(path: str, device: str):
+    """Tokenizer and frozen model, shared by every encoder in the process (read-only)."""
+    from transformers import AutoModel, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    model = AutoModel.from_pretrained(path).eval().to(device)
+    model.requires_grad_(False)
+    return tokenizer, model
+
+
 class LanguageEncoder:
     """Instructions -> token features (B, L, width) and a mask (B, L); frozen, cached.
 
@@ -33,12 +45,7 @@ class LanguageEncoder:
     """
 
     def __init__(self, name: str, max_tokens: int, device: str | torch.device = "cpu") -> None:
-        from transformers import AutoModel, AutoTokenizer
-
-        path = resolve_language_model(name)
-        self.tokenizer = AutoTokenizer.from_pretrained(path)
-        self.model = AutoModel.from_pretrained(path).eval().to(device)
-        self.model.requires_grad_(False)
+        self.tokenizer, self.model = _load(resolve_language_model(name), str(device))
         self.max_tokens = max_tokens
         self.device = torch.device(device)
         self.width = int(self.model.config.hidden_size)

@@ -15,12 +15,15 @@ def register(subparsers) -> None:
     p.add_argument("--out", required=True, help="run directory (checkpoint, logs)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out exactly")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda[:N]")
+    p.add_argument("--stop-after", type=int, default=None, metavar="STEP",
+                   help="checkpoint and stop at this step (continue later with --resume)")
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides")
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
     import json
+    import os
 
     from vla.config import load_config
     from vla.train.config import TrainConfig
@@ -30,6 +33,8 @@ def run(args) -> int:
     if args.data:
         overrides.append("data=[" + ",".join(repr(d) for d in args.data) + "]")
     cfg = load_config(TrainConfig, args.config, overrides)
-    summary = train(cfg, args.out, resume=args.resume, device=args.device)
-    print(json.dumps(summary, indent=1))
+    summary = train(cfg, args.out, resume=args.resume, device=args.device,
+                    stop_after=args.stop_after)
+    if int(os.environ.get("RANK", "0")) == 0:  # one summary, not one per DDP process
+        print(json.dumps(summary, indent=1))
     return 0

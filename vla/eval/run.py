@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from sims.splits import HELD_OUT_TASK, SPLITS
+from vla.contract import ActionContract
 from vla.eval.stats import summarise
 
 
@@ -63,6 +64,7 @@ def evaluate(policy, env_ids: list[str], splits: list[str], episodes: int, seed:
     for env_id, split in cells:
         env = gym.make(env_id, split=split, mode="eval",
                        render_mode="rgb_array" if videos else None)
+        policy.contract.check_compatible(ActionContract.from_env(env), f"task {env_id}")
         wins, steps = 0, []
         kept = {True: 0, False: 0}
         for s in range(seed, seed + episodes):

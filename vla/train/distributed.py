@@ -44,6 +44,15 @@ def wrap(model: torch.nn.Module, dev: torch.device) -> torch.nn.Module:
     return DistributedDataParallel(model, device_ids=ids, find_unused_parameters=True)
 
 
+def replicas_identical(model: torch.nn.Module) -> bool:
+    """Whether all ranks hold bit-identical parameters (a checksum compared across ranks)."""
+    flat = torch.cat([p.detach().double().flatten().cpu() for p in model.parameters()])
+    digest = torch.stack([flat.sum(), (flat * torch.arange(len(flat), dtype=flat.dtype)).sum()])
+    gathered = [torch.zeros_like(digest) for _ in range(dist.get_world_size())]
+    dist.all_gather(gathered, digest)
+    return all(torch.equal(g, gathered[0]) for g in gathered)
+
+
 def cleanup() -> None:
     if dist.is_initialized():
         dist.destroy_process_group()

@@ -35,7 +35,9 @@ from vla.train.state import load_train_state, save_train_state
 
 
 def train(cfg: TrainConfig, out: str, resume: bool = False, progress: bool | None = None,
-          device: str = "auto") -> dict:
+          device: str = "auto", stop_after: int | None = None) -> dict:
+    """Train to `cfg.steps`; `stop_after` ends this process early (after a checkpoint) at
+    that step, e.g. to train in slices of a time budget and continue with `resume`."""
     run = Path(out)
     ckpt_dir = run / "checkpoint"
     if resume and not (ckpt_dir / "train_state.json").is_file():
@@ -85,7 +87,10 @@ def train(cfg: TrainConfig, out: str, resume: bool = False, progress: bool | Non
     sampler = EpochSampler(len(dataset), cfg.seed, rank, world, start=step * per_step)
     loader = DataLoader(dataset, batch_size=cfg.batch_size, sampler=sampler,
                         num_workers=cfg.num_workers, collate_fn=collate,
-                        persistent_workers=cfg.num_workers > 0)
+                        persistent_workers=cfg.num_workers > 0,
+                        # Its own generator: drawing the workers' base seed from the global
+                        # RNG would shift dropout after a resume.
+                        generator=torch.Generator().manual_seed(cfg.seed))
     batches = iter(loader)
     main = rank == 0
     if main:
@@ -104,7 +109,8 @@ def train(cfg: TrainConfig, out: str, resume: bool = False, progress: bool | Non
         save_train_state(ckpt_dir, optimizer, scheduler, {"augment": augment_gen}, step,
                          {"config": dataclasses.asdict(cfg)})
 
-    while step < cfg.steps:
+    last = cfg.steps if stop_after is None else min(cfg.steps, stop_after)
+    while step < last:
         optimizer.zero_grad(set_to_none=True)
         total = 0.0
         for _ in range(cfg.grad_accum):
@@ -134,7 +140,7 @@ def train(cfg: TrainConfig, out: str, resume: bool = False, progress: bool | Non
                 writer.add_scalar("train/loss", loss_value, step)
                 writer.add_scalar("train/lr", scheduler.get_last_lr()[0], step)
                 writer.add_scalar("train/samples_per_s", rate, step)
-        if step % cfg.checkpoint_every == 0 or step == cfg.steps:
+        if step % cfg.checkpoint_every == 0 or step == last:
             save()
         if main and cfg.eval_every and step % cfg.eval_every == 0 and step < cfg.steps:
             _evaluate_during_training(model, tokenizer, contract, language, dev, cfg, writer,
@@ -144,8 +150,10 @@ def train(cfg: TrainConfig, out: str, resume: bool = False, progress: bool | Non
     summary = {"steps": step, "final_loss": loss_value, "seconds": seconds,
                "samples_per_s": samples / seconds if seconds else None,
                "frames": len(dataset), "checkpoint": str(ckpt_dir), "world_size": world}
+    if world > 1:  # every replica must hold the same weights: DDP trained one model
+        summary["replicas_identical"] = distributed.replicas_identical(model)
     if main:
-        if cfg.eval_every >= 0 and cfg.eval_episodes > 0:
+        if step == cfg.steps and cfg.eval_episodes > 0:
             summary["eval"] = _evaluate_during_training(model, tokenizer, contract, language,
                                                         dev, cfg, writer, step)
         (run / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")

@@ -1,0 +1,182 @@
+"""Action tokenizer, VLA model, checkpoints, and pretrained-backbone loading (no downloads)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+
+import sims  # noqa: F401
+from policies.checkpoint import load_model, save_pretrained
+from policies.config import model_config
+from policies.language import LanguageEncoder, resolve_language_model
+from policies.vla_model import VLAModel
+from policies.vla_policy import VLAPolicy
+from vla.cli import main
+from vla.contract import ActionContract
+from vla.tokenizer import ActionTokenizer
+
+NAMES = ("dx", "dy", "dz", "dyaw", "gripper")
+
+
+# -- tokenizer ---------------------------------------------------------------------------------
+@pytest.mark.parametrize("mode", ["uniform", "quantile"])
+def test_tokenizer_round_trip_is_within_half_a_bin(mode):
+    rng = np.random.default_rng(0)
+    actions = np.clip(rng.normal(0, 0.4, (5000, 5)), -1, 1)
+    tok = ActionTokenizer.fit(actions, NAMES, n_bins=64, mode=mode)
+    inside = actions[np.all((actions >= tok.edges[:, 0]) & (actions <= tok.edges[:, -1]), 1)]
+    error = np.abs(tok.decode(tok.encode(inside)) - inside)
+    widths = np.diff(tok.edges, axis=1).max(axis=1)
+    assert np.all(error <= widths / 2 + 1e-6)
+    report = tok.report(actions)
+    assert set(report["dimensions"]) == set(NAMES)
+    assert report["dimensions"]["dx"]["clipped_share"] == pytest.approx(0.02, abs=0.01)
+
+
+def test_tokenizer_refuses_invalid_tokens_and_nan(tmp_path):
+    tok = ActionTokenizer.fit(np.random.default_rng(1).uniform(-1, 1, (100, 5)), NAMES, 16)
+    with pytest.raises(ValueError, match="outside 0..15"):
+        tok.decode(np.array([[0, 1, 2, 3, 16]]))
+    with pytest.raises(ValueError, match="outside"):
+        tok.decode(np.array([[0, -1, 2, 3, 4]]))
+    with pytest.raises(ValueError, match="NaN"):
+        tok.encode(np.array([[0, np.nan, 0, 0, 0]]))
+    tok.save(tmp_path)
+    again = ActionTokenizer.load(tmp_path)
+    np.testing.assert_allclose(again.edges, tok.edges)
+    data = json.loads((tmp_path / "action_tokenizer.json").read_text())
+    data["version"] = 99
+    (tmp_path / "action_tokenizer.json").write_text(json.dumps(data))
+    with pytest.raises(ValueError, match="version=99"):
+        ActionTokenizer.load(tmp_path)
+
+
+def test_tokenizer_report_command(tiny_datasets, capsys):
+    assert main(["tokenizer", "report", tiny_datasets[0], "--bins", "32", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["n_bins"] == 32 and report["samples"] > 10
+    assert report["dimensions"]["gripper"]["max_abs_error"] < 0.2
+
+
+# -- model -------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def language():
+    return LanguageEncoder("packaged:all-MiniLM-L6-v2", 16)
+
+
+@pytest.fixture(scope="module")
+def observation():
+    env = gym.make("sims/Pick-v0")
+    obs, _ = env.reset(seed=0)
+    return obs, ActionContract.from_env(env)
+
+
+def _batch(obs, language, b=4):
+    images = {"front": torch.from_numpy(np.stack([obs["images"]["front"]] * b))}
+    state = torch.from_numpy(np.stack([obs["state"]] * b))
+    lang, mask = language.encode([obs["instruction"]] * b)
+    return images, state, lang, mask
+
+
+@pytest.mark.parametrize("decoder", ["parallel", "autoregressive"])
+def test_model_learns_a_batch_and_decodes(decoder, language, observation):
+    torch.manual_seed(0)
+    cfg = model_config("tiny", decoder=decoder, state_dim=6, action_dim=5, dropout=0.0)
+    model = VLAModel(cfg, language.width)
+    images, state, lang, mask = _batch(observation[0], language)
+    target = torch.randint(0, cfg.n_bins, (4, cfg.chunk_length * 5))
+    target[1:] = target[0]  # same observation, same answer
+    optim = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    losses = []
+    for _ in range(60):
+        loss = model.loss(model(images, state, lang, mask, target), target)
+        optim.zero_grad()
+        loss.backward()
+        optim.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.3 * losses[0]
+    model.eval()
+    tokens = model.generate(images, state, lang, mask)
+    assert tokens.shape == (4, cfg.chunk_length * 5)
+    assert torch.equal(tokens[0], target[0])
+
+
+def test_autoregressive_kv_cache_matches_teacher_forcing(language, observation):
+    torch.manual_seed(1)
+    cfg = model_config("tiny", decoder="autoregressive", state_dim=6, action_dim=5)
+    model = VLAModel(cfg, language.width).eval()
+    images, state, lang, mask = _batch(observation[0], language, b=2)
+    generated = model.generate(images, state, lang, mask)
+    with torch.no_grad():
+        logits = model(images, state, lang, mask, generated)
+    assert torch.equal(logits.argmax(-1), generated)
+
+
+def _save_tiny(path, language, contract, **overrides):
+    cfg = model_config("tiny", state_dim=6, action_dim=5, **overrides)
+    model = VLAModel(cfg, language.width).eval()
+    rng = np.random.default_rng(0)
+    tok = ActionTokenizer.fit(rng.uniform(-1, 1, (200, 5)), NAMES, n_bins=cfg.n_bins)
+    save_pretrained(path, model, tok, contract, language.width)
+    return model
+
+
+def test_checkpoint_round_trip_gives_identical_actions(tmp_path, language, observation):
+    obs, contract = observation
+    _save_tiny(tmp_path / "ckpt", language, contract)
+    assert sorted(p.name for p in (tmp_path / "ckpt").iterdir()) == [
+        "action_contract.json", "action_tokenizer.json", "config.json", "model.safetensors"]
+    first = VLAPolicy.from_pretrained(tmp_path / "ckpt", device="cpu").infer(obs)
+    second = VLAPolicy.from_pretrained(tmp_path / "ckpt", device="cpu").infer(obs)
+    assert first.actions.shape == (2, 5)
+    np.testing.assert_array_equal(first.actions, second.actions)
+    assert np.all(np.abs(first.actions) <= 1)
+
+
+def test_damaged_or_foreign_checkpoints_are_refused(tmp_path, language, observation):
+    obs, contract = observation
+    _save_tiny(tmp_path / "ckpt", language, contract)
+    with pytest.raises(FileNotFoundError, match="not a policy checkpoint"):
+        load_model(tmp_path)
+    config = json.loads((tmp_path / "ckpt" / "config.json").read_text())
+    config["model"]["d_model"] = 64
+    shutil.copytree(tmp_path / "ckpt", tmp_path / "bad")
+    (tmp_path / "bad" / "config.json").write_text(json.dumps(config))
+    with pytest.raises((ValueError, RuntimeError)):
+        load_model(tmp_path / "bad")
+    policy = VLAPolicy.from_pretrained(tmp_path / "ckpt", device="cpu")
+    kuka = ActionContract.from_env(gym.make("sims/Pick-Kuka-v0"))
+    with pytest.raises(ValueError, match="robot: policy has 'panda', robot has 'kuka'"):
+        policy.contract.check_compatible(kuka)
+    bad_obs = dict(obs, images={"front": obs["images"]["front"][:64]})
+    with pytest.raises(ValueError, match=r"images\['front'\] has shape \(64, 128, 3\)"):
+        policy.infer(bad_obs)
+
+
+def test_pretrained_vision_and_language_load_from_local_directories(tmp_path, observation):
+    """The from_pretrained paths, exercised on tiny random models saved locally."""
+    from transformers import BertConfig, BertModel, ViTConfig, ViTModel
+
+    obs, contract = observation
+    vit_dir, text_dir = tmp_path / "vit", tmp_path / "text"
+    ViTModel(ViTConfig(image_size=32, patch_size=16, hidden_size=32, num_hidden_layers=1,
+                       num_attention_heads=2, intermediate_size=64)).save_pretrained(vit_dir)
+    BertModel(BertConfig(vocab_size=30522, hidden_size=32, num_hidden_layers=1,
+                         num_attention_heads=2, intermediate_size=64)).save_pretrained(text_dir)
+    minilm = resolve_language_model("packaged:all-MiniLM-L6-v2")
+    for name in ("tokenizer.json", "tokenizer_config.json", "vocab.txt",
+                 "special_tokens_map.json"):
+        shutil.copy(f"{minilm}/{name}", text_dir / name)
+    language = LanguageEncoder(str(text_dir), 16)
+    assert language.width == 32
+    _save_tiny(tmp_path / "ckpt", language, contract, vision_backbone=str(vit_dir),
+               language_model=str(text_dir))
+    first = VLAPolicy.from_pretrained(tmp_path / "ckpt", device="cpu").infer(obs)
+    shutil.rmtree(vit_dir)  # the checkpoint alone rebuilds the backbone from its config
+    second = VLAPolicy.from_pretrained(tmp_path / "ckpt", device="cpu").infer(obs)
+    np.testing.assert_array_equal(first.actions, second.actions)

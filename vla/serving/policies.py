@@ -1,0 +1,90 @@
+"""Policies the server can load by name: `builtin:hold`, `builtin:random`, or a checkpoint.
+
+Builtin policies need no weights, so serving, bridges and benchmarks can be exercised
+before any model is trained; they take the action contract of a task (`--task`).
+"""
+
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+
+import numpy as np
+
+from vla.contract import ActionContract
+from vla.policy_api import ActionChunk, Policy
+
+DEVICES = ("auto", "cpu", "cuda")
+
+
+class HoldPolicy(Policy):
+    """Stay still: zero motion, and the gripper commanded to its current opening.
+
+    The gripper action is an absolute target in [-1, 1] (closed..open), so "zero" would
+    half-close it; holding reads the opening fraction (0..1) from the state instead.
+    """
+
+    def __init__(self, contract: ActionContract):
+        self.contract = contract
+        names = contract.action_names
+        self._gripper = names.index("gripper") if "gripper" in names else None
+        states = contract.state_names
+        self._opening = states.index("gripper_opening") if "gripper_opening" in states else None
+
+    def infer(self, observation: dict) -> ActionChunk:
+        actions = np.zeros((self.contract.chunk_length, len(self.contract.action_names)),
+                           np.float32)
+        if self._gripper is not None and self._opening is not None:
+            opening = float(observation["state"][self._opening])
+            actions[:, self._gripper] = np.clip(2.0 * opening - 1.0, -1.0, 1.0)
+        return ActionChunk(actions, self.contract.control_hz)
+
+
+class RandomPolicy(Policy):
+    """Uniform actions in [-1, 1] from a seeded generator; `reset()` restarts the sequence."""
+
+    def __init__(self, contract: ActionContract, seed: int = 0):
+        self.contract = contract
+        self.seed = seed
+        self.reset()
+
+    def reset(self) -> None:
+        self._rng = np.random.default_rng(self.seed)
+
+    def infer(self, observation: dict) -> ActionChunk:
+        shape = (self.contract.chunk_length, len(self.contract.action_names))
+        return ActionChunk(self._rng.uniform(-1.0, 1.0, shape).astype(np.float32),
+                           self.contract.control_hz)
+
+
+BUILTIN = {
+    "hold": lambda contract, seed: HoldPolicy(contract),
+    "random": lambda contract, seed: RandomPolicy(contract, seed),
+}
+
+
+def load_policy(spec: str, device: str = "auto", contract: ActionContract | None = None,
+                seed: int = 0) -> Policy:
+    """The policy `spec` names: `builtin:NAME` (needs `contract`) or a checkpoint directory."""
+    if device not in DEVICES:
+        raise ValueError(f"device {device!r} is unknown; expected one of {DEVICES}")
+    if spec.startswith("builtin:"):
+        name = spec.split(":", 1)[1]
+        if name not in BUILTIN:
+            close = difflib.get_close_matches(name, list(BUILTIN), n=1)
+            hint = f"; did you mean 'builtin:{close[0]}'?" if close else ""
+            raise ValueError(f"builtin policy {name!r} is unknown; expected one of "
+                             f"{['builtin:' + n for n in BUILTIN]}{hint}")
+        if contract is None:
+            raise ValueError(f"policy {spec!r} needs an action contract; give a task "
+                             f"(e.g. --task sims/Pick-v0)")
+        return BUILTIN[name](contract, seed)  # numpy only: the device does not matter
+    path = Path(spec)
+    if not path.exists():
+        raise ValueError(f"no such checkpoint: {spec!r} does not exist; expected a checkpoint "
+                         f"directory (config.json + model.safetensors) or one of "
+                         f"{['builtin:' + n for n in BUILTIN]}")
+    # The policy issue plugs its loader in here (config.json + model.safetensors, with the
+    # contract read from the checkpoint and `device` resolved to cuda/bf16 or cpu).
+    raise ValueError(f"loading checkpoint {spec!r} is not yet supported by `vla serve`; "
+                     f"use --policy builtin:hold or builtin:random for now")
