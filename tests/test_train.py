@@ -79,9 +79,9 @@ def test_two_processes_train_one_model_with_ddp_on_cpu(tiny_datasets, tmp_path):
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2",
-           "--master-addr", "127.0.0.1", "--master-port", str(port), "-m", "vla.cli", "train", "--config", TINY,
-           "--data", *tiny_datasets, "--out", str(run), "steps=3", "eval_episodes=0",
-           "--device", "cpu"]
+           "--master-addr", "127.0.0.1", "--master-port", str(port),
+           "-m", "vla.cli", "train", "--config", TINY, "--data", *tiny_datasets,
+           "--out", str(run), "steps=3", "eval_episodes=0", "--device", "cpu"]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=180, env=env,
                           cwd=Path(__file__).parent.parent)
     assert done.returncode == 0, done.stderr[-3000:]

@@ -7,7 +7,6 @@ before any model is trained; they take the action contract of a task (`--task`).
 from __future__ import annotations
 
 import difflib
-from pathlib import Path
 
 import numpy as np
 
@@ -79,12 +78,9 @@ def load_policy(spec: str, device: str = "auto", contract: ActionContract | None
             raise ValueError(f"policy {spec!r} needs an action contract; give a task "
                              f"(e.g. --task sims/Pick-v0)")
         return BUILTIN[name](contract, seed)  # numpy only: the device does not matter
-    path = Path(spec)
-    if not path.exists():
-        raise ValueError(f"no such checkpoint: {spec!r} does not exist; expected a checkpoint "
-                         f"directory (config.json + model.safetensors) or one of "
-                         f"{['builtin:' + n for n in BUILTIN]}")
-    # The policy issue plugs its loader in here (config.json + model.safetensors, with the
-    # contract read from the checkpoint and `device` resolved to cuda/bf16 or cpu).
-    raise ValueError(f"loading checkpoint {spec!r} is not yet supported by `vla serve`; "
-                     f"use --policy builtin:hold or builtin:random for now")
+    from policies.registry import load_policy as load_checkpoint
+
+    try:
+        return load_checkpoint(spec, device=device)
+    except FileNotFoundError as err:
+        raise ValueError(f"{err}; or use one of {['builtin:' + n for n in BUILTIN]}") from None
