@@ -22,13 +22,13 @@ class CameraConfig:
     name: str
     width: int = 128
     height: int = 128
-    fov_deg: float = 42.0
+    fov_deg: float = 36.0
     near: float = 0.05
     far: float = 3.0
     # Fixed cameras: eye and target in the world frame. Image "up" points to +x (far from
     # the robot), so the image's top is the board's far edge and its left the robot's left.
-    eye: tuple[float, float, float] = (0.98, 0.0, 0.62)
-    target: tuple[float, float, float] = (0.55, 0.0, 0.0)
+    eye: tuple[float, float, float] = (0.95, 0.0, 0.78)
+    target: tuple[float, float, float] = (0.56, 0.0, 0.0)
     up: tuple[float, float, float] = (1.0, 0.0, 0.0)
     background_rgb: tuple[int, int, int] = TABLE_RGB
 

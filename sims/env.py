@@ -9,6 +9,7 @@ shape raises `ValueError` before anything in the simulator changes.
 
 from __future__ import annotations
 
+import os
 import string
 
 import gymnasium as gym
@@ -25,6 +26,16 @@ from sims.tasks import TASKS, Goal
 
 PHYSICS_HZ = 240
 INSTRUCTION_CHARSET = string.ascii_letters + string.digits + " ,.'-"
+
+
+class QuietBulletClient(bullet_client.BulletClient):
+    """A DIRECT client. BulletClient passes `options=''`, which makes PyBullet print
+    `argv[0]=` to stdout on every connect and corrupts JSON that tools print there."""
+
+    def __init__(self) -> None:  # noqa: D107  (mirrors BulletClient.__init__)
+        self._shapes = {}
+        self._pid = os.getpid()
+        self._client = pybullet.connect(pybullet.DIRECT)
 
 
 class TabletopEnv(gym.Env):
@@ -71,7 +82,7 @@ class TabletopEnv(gym.Env):
         n_action = len(self.spec_robot.action_names)
         self.action_space = spaces.Box(-1.0, 1.0, (n_action,), np.float32)
 
-        self.p = bullet_client.BulletClient(connection_mode=pybullet.DIRECT)
+        self.p = QuietBulletClient()
         self.substeps = int(PHYSICS_HZ / self.spec_robot.control_hz)
         self.goal: Goal | None = None
         self.episode_seed: int | None = None

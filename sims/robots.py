@@ -257,7 +257,8 @@ class KukaArm(SimArm):
 
     def _load(self) -> int:
         kuka_path = os.path.join(pybullet_data.getDataPath(), "kuka_iiwa", "model.urdf")
-        arm = self.p.loadURDF(kuka_path, [-0.1, 0, 0], useFixedBase=True)
+        # 5 cm in front of the Panda's base: from -0.1 the far board edge was out of reach.
+        arm = self.p.loadURDF(kuka_path, [-0.05, 0, 0], useFixedBase=True)
         # The gripper is its own body held by a fixed constraint; IK still runs on the arm,
         # so the end-effector link is the arm's flange and we offset to the fingertips.
         self.arm_body = arm
