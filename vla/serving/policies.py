@@ -83,4 +83,5 @@ def load_policy(spec: str, device: str = "auto", contract: ActionContract | None
     try:
         return load_checkpoint(spec, device=device)
     except FileNotFoundError as err:
-        raise ValueError(f"{err}; or use one of {['builtin:' + n for n in BUILTIN]}") from None
+        raise ValueError(f"no such checkpoint: {err}; or use one of "
+                         f"{['builtin:' + n for n in BUILTIN]}") from None
