@@ -27,4 +27,6 @@ def load_policy(path: str | None, device: str = "auto"):
     """A `Policy` for a checkpoint (see `resolve_checkpoint`)."""
     from policies.vla_policy import VLAPolicy
 
-    return VLAPolicy.from_pretrained(resolve_checkpoint(path), device=device)
+    policy = VLAPolicy.from_pretrained(resolve_checkpoint(path), device=device)
+    policy.warm_up()
+    return policy

@@ -76,3 +76,11 @@ class VLAPolicy(Policy):
 
     def infer(self, observation: dict) -> ActionChunk:
         return self.infer_batch([observation])[0]
+
+    def warm_up(self) -> None:
+        """One inference on a blank observation: the first call pays for kernel selection
+        and allocations, which a robot should not wait for."""
+        images = {name: np.zeros((*self.contract.cameras[name], 3), np.uint8)
+                  for name in self.cfg.cameras}
+        self.infer({"images": images, "state": np.asarray(self.model.state_mean.cpu()),
+                    "instruction": "warm up"})

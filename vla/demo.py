@@ -1,9 +1,12 @@
-"""`make demo`: watch natural-language commands carried out in the PyBullet simulator.
+"""`make demo`: natural-language commands carried out in the PyBullet simulator.
 
-Until a trained policy ships, the scripted experts carry out the commands; the video
-shows the instruction on every frame and whether the episode succeeded.
+The shipped default policy runs in a policy server (ZeroMQ, as `vla serve` does); the sim
+bridge connects to it like a real robot would (`bridges/`), and each command becomes an
+episode in the video, with the instruction drawn on every frame.
 
-    python -m vla.demo --out out/demo.mp4
+    python -m vla.demo --out out/demo.mp4 [--checkpoint DIR] [--expert]
+
+`--expert` (or a checkout without a trained policy) shows the scripted experts instead.
 """
 
 from __future__ import annotations
@@ -13,59 +16,88 @@ import sys
 
 import numpy as np
 
-# (env id, seed): three different kinds of command.
-DEMO_EPISODES = (("sims/Pick-v0", 1), ("sims/Stack-v0", 2), ("sims/PushTo-v0", 3))
+# (scene, seed): three different kinds of command, each in its own scene. The command is
+# the scene's own instruction, so the scene's success test judges it.
+DEMO_EPISODES = (("sims/Pick-v0", 2), ("sims/PushTo-v0", 4), ("sims/Stack-v0", 6))
 
 
-def run_episode(env_id: str, seed: int) -> tuple[list[np.ndarray], str, bool]:
-    """RGB frames with the instruction drawn on them, the instruction, and success."""
+def run_policy_demo(checkpoint: str | None, out: str) -> list[tuple[str, bool]]:
+    from bridges.client import ControlLoop, LoopConfig
+    from bridges.sim_robot import SimRobot, run_sim_episode
+    from bridges.stats import format_summary
+    from policies.registry import load_policy
+    from vla.commands.bridge import write_episodes_video
+    from vla.serving.server import PolicyServer, ServerConfig
+
+    policy = load_policy(checkpoint)
+    server = PolicyServer(policy, ServerConfig(bind="tcp://127.0.0.1:*"),
+                          policy_name=checkpoint or "default")
+    server.start()
+    results = []
+    try:
+        for scene, seed in DEMO_EPISODES:
+            with SimRobot(scene, seed=seed, record=True) as robot, \
+                    ControlLoop(robot, server.endpoint, LoopConfig()) as loop:
+                result = run_sim_episode(loop, robot, seed)
+            results.append(result)
+            verdict = "OK  " if result.success else "FAIL"
+            print(f"{verdict}  {result.instruction}  ({result.steps} steps; "
+                  f"{format_summary(result.control)})", flush=True)
+    finally:
+        server.stop()
+    print(f"video: {write_episodes_video(out, results, fps=10)}")
+    return [(r.instruction, r.success) for r in results]
+
+
+def run_expert_demo(out: str) -> list[tuple[str, bool]]:
     import cv2
     import gymnasium as gym
 
     import sims  # noqa: F401  (registers the envs)
     from sims.experts import make_expert
-    from vla.data.video import draw_text
+    from vla.data.video import draw_text, write_video
 
-    env = gym.make(env_id, render_mode="rgb_array", mode="eval")
-    obs, info = env.reset(seed=seed)
-    expert = make_expert(env)
-    frames = [env.render()]
-    done = False
-    while not done:
-        obs, _, terminated, truncated, info = env.step(expert.act())
-        frames.append(env.render())
-        done = terminated or truncated
-    verdict = "success" if info["success"] else "failed"
-    labelled = []
-    for i, frame in enumerate(frames + [frames[-1]] * 5):  # linger on the result
-        # Upscale before drawing, so the text is sharp in the video.
-        frame = cv2.resize(frame, (512, 512), interpolation=cv2.INTER_NEAREST)
-        status = verdict if i >= len(frames) - 1 else "..."
-        draw_text(frame, f'"{obs["instruction"]}"  [{status}]')
-        labelled.append(frame)
-    env.close()
-    return labelled, obs["instruction"], bool(info["success"])
+    frames, results = [], []
+    for env_id, seed in DEMO_EPISODES:
+        env = gym.make(env_id, render_mode="rgb_array", mode="eval")
+        obs, info = env.reset(seed=seed)
+        expert = make_expert(env)
+        episode = [env.render()]
+        done = False
+        while not done:
+            obs, _, terminated, truncated, info = env.step(expert.act())
+            episode.append(env.render())
+            done = terminated or truncated
+        verdict = "success" if info["success"] else "failed"
+        for i, frame in enumerate(episode + [episode[-1]] * 5):
+            big = cv2.resize(frame, (512, 512), interpolation=cv2.INTER_NEAREST)
+            draw_text(big, f'"{obs["instruction"]}"  [expert: '
+                           f'{verdict if i >= len(episode) - 1 else "..."}]')
+            frames.append(big)
+        results.append((obs["instruction"], bool(info["success"])))
+        print(f"{'OK  ' if info['success'] else 'FAIL'}  {obs['instruction']}  (scripted expert)")
+        env.close()
+    print(f"video: {write_video(out, np.stack(frames), fps=10)}")
+    return results
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="out/demo.mp4", help="video to write (mp4)")
+    parser.add_argument("--checkpoint", help="policy checkpoint (default: the shipped one)")
+    parser.add_argument("--expert", action="store_true", help="show the scripted experts")
     args = parser.parse_args(argv)
-    from tqdm import tqdm
+    from policies.registry import DEFAULT_CHECKPOINT
 
-    from vla.data.video import write_video
-
-    all_frames = []
-    results = []
-    for env_id, seed in tqdm(DEMO_EPISODES, desc="demo episodes", unit="ep"):
-        frames, instruction, success = run_episode(env_id, seed)
-        all_frames += frames
-        results.append((instruction, success))
-    path = write_video(args.out, np.stack(all_frames), fps=10)
-    for instruction, success in results:
-        print(f"{'OK  ' if success else 'FAIL'}  {instruction}")
-    print(f"video: {path} ({len(all_frames)} frames)")
-    return 0 if all(s for _, s in results) else 1
+    if args.expert or (args.checkpoint is None and not DEFAULT_CHECKPOINT.exists()):
+        if not args.expert:
+            print("no trained default policy in this checkout: showing the scripted experts")
+        results = run_expert_demo(args.out)
+    else:
+        results = run_policy_demo(args.checkpoint, args.out)
+    done = sum(ok for _, ok in results)
+    print(f"{done}/{len(results)} commands carried out")
+    return 0
 
 
 if __name__ == "__main__":

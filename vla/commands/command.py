@@ -16,7 +16,7 @@ from vla.commands.bridge import add_loop_arguments, loop_config, write_episodes_
 from vla.errors import UserError
 
 DEFAULT_SCENE = "sims/Stack-v0"
-DEFAULT_POLICY = "builtin:hold"
+DEFAULT_POLICY = "the shipped default policy"
 QUIT = ("quit", "exit", "q")
 
 
@@ -38,8 +38,8 @@ def register(subparsers) -> None:
     which = p.add_mutually_exclusive_group()
     which.add_argument("--connect", metavar="URL", help="use the policy server at URL "
                                                         "instead of starting one")
-    which.add_argument("--policy", help=f"policy to serve (default {DEFAULT_POLICY}; until a "
-                                        f"trained checkpoint exists it will not succeed)")
+    which.add_argument("--policy", help=f"policy to serve, e.g. builtin:hold (default "
+                                        f"{DEFAULT_POLICY}, builtin:hold without one)")
     which.add_argument("--checkpoint", help="checkpoint directory to serve")
     add_loop_arguments(p)
     p.set_defaults(func=run)
@@ -125,10 +125,10 @@ def _numbered(path: str, n: int) -> str:
 @contextlib.contextmanager
 def _local_server(args, contract):
     """A policy server on a free loopback port, in a thread of this process."""
-    from vla.serving.policies import load_policy
+    from vla.serving.policies import default_spec, load_policy
     from vla.serving.server import PolicyServer, ServerConfig
 
-    spec = args.checkpoint or args.policy or DEFAULT_POLICY
+    spec = args.checkpoint or args.policy or default_spec()
     # A builtin policy takes the scene's contract; a checkpoint brings its own.
     policy = load_policy(spec, contract=contract if spec.startswith("builtin:") else None)
     server = PolicyServer(policy, ServerConfig(bind="tcp://127.0.0.1:*"), policy_name=spec)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-DEFAULT_POLICY = "builtin:hold"
+DEFAULT_POLICY = "the shipped default policy, or builtin:hold without one"
 
 
 def register(subparsers) -> None:
@@ -42,7 +42,7 @@ def run(args) -> int:
     import logging
     import signal
 
-    from vla.serving.policies import load_policy
+    from vla.serving.policies import default_spec, load_policy
     from vla.serving.server import PolicyServer, ServerConfig
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
@@ -52,7 +52,7 @@ def run(args) -> int:
         client_timeout_s=args.client_timeout_s, log_every_s=args.log_every_s,
         curve_secret=args.curve_secret, curve_allow=args.curve_allow,
     )
-    spec = args.checkpoint or args.policy or DEFAULT_POLICY
+    spec = args.checkpoint or args.policy or default_spec()
     contract = _task_contract(args.task) if spec.startswith("builtin:") else None
     policy = load_policy(spec, device=args.device, contract=contract, seed=args.seed)
     server = PolicyServer(policy, config, policy_name=spec,

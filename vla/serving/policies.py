@@ -62,6 +62,14 @@ BUILTIN = {
 }
 
 
+def default_spec() -> str:
+    """The shipped default policy when this install has one, else `builtin:hold`."""
+    from policies.registry import DEFAULT_CHECKPOINT
+
+    return str(DEFAULT_CHECKPOINT) if (DEFAULT_CHECKPOINT / "config.json").is_file() \
+        else "builtin:hold"
+
+
 def load_policy(spec: str, device: str = "auto", contract: ActionContract | None = None,
                 seed: int = 0) -> Policy:
     """The policy `spec` names: `builtin:NAME` (needs `contract`) or a checkpoint directory."""
