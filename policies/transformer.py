@@ -58,6 +58,9 @@ class Trunk(nn.Module):
         self.blocks = nn.ModuleList(Block(d_model, heads, dropout) for _ in range(layers))
         self.norm = nn.LayerNorm(d_model)
 
+    def new_cache(self) -> list[dict]:
+        return [{} for _ in self.blocks]
+
     def forward(self, x, mask=None, caches: list[dict] | None = None):
         # x: (B, T, D) -> (B, T, D). `caches`: one dict per block, filled/extended in place.
         for i, block in enumerate(self.blocks):

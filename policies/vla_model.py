@@ -19,13 +19,15 @@ import torch.nn.functional as F
 from torch import nn
 
 from policies.config import ModelConfig
+from policies.hf_trunk import HFCausalTrunk
 from policies.transformer import Trunk
 from policies.vision import VisionEncoder
 
 
 class VLAModel(nn.Module):
     def __init__(self, cfg: ModelConfig, language_width: int,
-                 backbone_config: dict | None = None, pretrained_backbone: bool = True) -> None:
+                 backbone_config: dict | None = None, pretrained_backbone: bool = True,
+                 trunk_config: dict | None = None) -> None:
         super().__init__()
         cfg.validate()
         if cfg.state_dim < 1 or cfg.action_dim < 1:
@@ -48,7 +50,11 @@ class VLAModel(nn.Module):
         # (index n_bins is the begin-of-chunk token).
         self.action_query = nn.Parameter(torch.zeros(1, 1, d))
         self.token_embed = nn.Embedding(cfg.n_bins + 1, d)
-        self.trunk = Trunk(d, cfg.layers, cfg.heads, cfg.dropout)
+        if cfg.trunk:  # a pretrained causal LM (policies/hf_trunk.py)
+            self.trunk = HFCausalTrunk(cfg.trunk, d, trunk_config,
+                                       pretrained=pretrained_backbone)
+        else:
+            self.trunk = Trunk(d, cfg.layers, cfg.heads, cfg.dropout)
         self.head = nn.Linear(d, cfg.n_bins)
         for p in (self.camera_embed, self.lang_pos, self.action_pos, self.action_query):
             nn.init.normal_(p, std=0.02)
@@ -114,7 +120,7 @@ class VLAModel(nn.Module):
             return self.forward(images, state, lang, lang_mask).argmax(-1)
         prefix, prefix_mask = self.encode_prefix(images, state, lang, lang_mask)
         b, t_p, _ = prefix.shape
-        caches: list[dict] = [{} for _ in self.trunk.blocks]
+        caches = self.trunk.new_cache()
         self.trunk(prefix, _attention_mask(prefix_mask, 0, True), caches)
         token = torch.full((b, 1), self.cfg.n_bins, dtype=torch.long, device=prefix.device)
         keys = prefix_mask

@@ -180,3 +180,27 @@ def test_pretrained_vision_and_language_load_from_local_directories(tmp_path, ob
     shutil.rmtree(vit_dir)  # the checkpoint alone rebuilds the backbone from its config
     second = VLAPolicy.from_pretrained(tmp_path / "ckpt", device="cpu").infer(obs)
     np.testing.assert_array_equal(first.actions, second.actions)
+
+
+@pytest.mark.parametrize("decoder", ["parallel", "autoregressive"])
+def test_pretrained_causal_lm_trunk_from_a_local_directory(decoder, tmp_path, language,
+                                                           observation):
+    """OpenVLA-style trunk: a (tiny, random) Llama saved locally, loaded by from_pretrained."""
+    from transformers import LlamaConfig, LlamaModel
+
+    obs, contract = observation
+    lm_dir = tmp_path / "llama"
+    LlamaModel(LlamaConfig(vocab_size=16, hidden_size=32, intermediate_size=64,
+                           num_hidden_layers=2, num_attention_heads=2,
+                           num_key_value_heads=2)).save_pretrained(lm_dir)
+    torch.manual_seed(0)
+    model = _save_tiny(tmp_path / "ckpt", language, contract, trunk=str(lm_dir),
+                       decoder=decoder)
+    images, state, lang, mask = _batch(obs, language, b=2)
+    tokens = model.generate(images, state, lang, mask)
+    if decoder == "autoregressive":  # the LM's KV cache agrees with teacher forcing
+        with torch.no_grad():
+            assert torch.equal(model(images, state, lang, mask, tokens).argmax(-1), tokens)
+    shutil.rmtree(lm_dir)  # the checkpoint alone rebuilds the LM from its stored config
+    policy = VLAPolicy.from_pretrained(tmp_path / "ckpt", device="cpu")
+    assert torch.equal(policy.model.generate(images, state, lang, mask), tokens)
