@@ -50,11 +50,11 @@ def save_pretrained(directory: str | Path, model, tokenizer: ActionTokenizer,
     (tmp / CONTRACT).write_text(json.dumps(contract.to_dict(), indent=1) + "\n")
     for name, blob in (extra_files or {}).items():
         (tmp / name).write_bytes(blob)
-    _swap_into_place(tmp, final)
+    swap_into_place(tmp, final)
     return final
 
 
-def _swap_into_place(tmp: Path, final: Path) -> None:
+def swap_into_place(tmp: Path, final: Path) -> None:
     if final.exists():
         old = final.with_name(f".{final.name}.old-{os.getpid()}")
         os.rename(final, old)

@@ -16,17 +16,32 @@ def resolve_checkpoint(path: str | None) -> Path:
                 f"DIR (a directory written by `vla train`)")
         return DEFAULT_CHECKPOINT
     p = Path(path)
-    if (p / "checkpoint" / "config.json").is_file():  # a run directory from `vla train`
-        return p / "checkpoint"
+    run_checkpoint = p / "checkpoint"  # a run directory from `vla train` / `vla finetune`
+    if (run_checkpoint / "config.json").is_file() or is_adapter(run_checkpoint):
+        return run_checkpoint
     if not p.exists():
         raise FileNotFoundError(f"checkpoint {str(p)!r} does not exist")
     return p
 
 
-def load_policy(path: str | None, device: str = "auto"):
-    """A `Policy` for a checkpoint (see `resolve_checkpoint`)."""
-    from policies.vla_policy import VLAPolicy
+def load_policy(path: str | None, device: str = "auto", quantize: str | None = None):
+    """A `Policy` for a checkpoint (see `resolve_checkpoint`), or for a LoRA adapter
+    (loaded onto the base checkpoint it names). `quantize`: None/"none" or "int8"."""
+    resolved = resolve_checkpoint(path)
+    if is_adapter(resolved):
+        from policies.adapted_policy import AdaptedPolicy
+        from policies.adapters import adapter_base_dir, read_adapter
 
-    policy = VLAPolicy.from_pretrained(resolve_checkpoint(path), device=device)
+        info = read_adapter(resolved)
+        host = AdaptedPolicy(adapter_base_dir(info), [resolved], device, quantize)
+        policy = host.for_adapter(info["config"]["name"])
+    else:
+        from policies.vla_policy import VLAPolicy
+
+        policy = VLAPolicy.from_pretrained(resolved, device=device, quantize=quantize)
     policy.warm_up()
     return policy
+
+
+def is_adapter(path: Path) -> bool:
+    return (path / "adapter_config.json").is_file()  # see policies/adapters.py

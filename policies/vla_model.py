@@ -103,10 +103,21 @@ class VLAModel(nn.Module):
         return self.head(self.trunk(x, mask)[:, t_p:])
 
     def loss(self, logits: torch.Tensor, target_tokens: torch.Tensor,
-             token_mask: torch.Tensor | None = None) -> torch.Tensor:
-        """Mean cross-entropy over action tokens; `token_mask` (B, K * A) drops padding."""
-        ce = F.cross_entropy(logits.flatten(0, 1).float(), target_tokens.flatten(),
-                             reduction="none").view_as(target_tokens)
+             token_mask: torch.Tensor | None = None, label_sigma: float = 0.0) -> torch.Tensor:
+        """Mean cross-entropy over action tokens; `token_mask` (B, K * A) drops padding.
+
+        `label_sigma` > 0 spreads each target over neighbouring bins (a Gaussian of that
+        width in bins, as in HL-Gauss): bins are ordered, so predicting the next bin should
+        cost less than predicting the opposite action, which plain cross-entropy ignores.
+        """
+        log_p = F.log_softmax(logits.float(), dim=-1)  # (B, N, n_bins)
+        if label_sigma > 0:
+            bins = torch.arange(log_p.shape[-1], device=log_p.device, dtype=log_p.dtype)
+            soft = torch.exp(-0.5 * ((bins - target_tokens[..., None]) / label_sigma) ** 2)
+            soft = soft / soft.sum(-1, keepdim=True)
+            ce = -(soft * log_p).sum(-1)  # (B, N)
+        else:
+            ce = -log_p.gather(-1, target_tokens[..., None]).squeeze(-1)
         if token_mask is None:
             return ce.mean()
         token_mask = token_mask.to(ce.dtype)

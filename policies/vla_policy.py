@@ -7,12 +7,16 @@ import torch
 
 from policies.checkpoint import load_model
 from policies.language import LanguageEncoder
+from policies.quantize import check_mode, quantize_int8
 from vla.policy_api import ActionChunk, Policy
 
 
-def pick_device(device: str = "auto") -> torch.device:
+def pick_device(device: str = "auto", quantize: str | None = None) -> torch.device:
+    """The device to run on: "auto" is CUDA when torch sees a GPU, else the CPU (and
+    always the CPU for int8 quantization)."""
     if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        cuda = torch.cuda.is_available() and quantize in (None, "none")
+        return torch.device("cuda" if cuda else "cpu")
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise ValueError(f"device={device!r} but torch sees no CUDA GPU; use cpu or auto")
     return torch.device(device)
@@ -32,10 +36,15 @@ class VLAPolicy(Policy):
         return cls(model, tokenizer, contract, language, torch.device(device))
 
     @classmethod
-    def from_pretrained(cls, directory, device: str = "auto", dtype: str = "auto") -> VLAPolicy:
-        """Load a checkpoint. dtype "auto" = bfloat16 on CUDA, float32 on the CPU."""
-        dev = pick_device(device)
+    def from_pretrained(cls, directory, device: str = "auto", dtype: str = "auto",
+                        quantize: str | None = None) -> VLAPolicy:
+        """Load a checkpoint. dtype "auto" = bfloat16 on CUDA, float32 on the CPU;
+        quantize "int8" = int8 dynamic quantization of the Linear layers (CPU only)."""
+        dev = pick_device(device, quantize)
+        quantize = check_mode(quantize, dev)
         model, info = load_model(directory, device=dev)
+        if quantize == "int8":
+            model, dtype = quantize_int8(model), "float32"
         if dtype == "auto":
             dtype = "bfloat16" if dev.type == "cuda" else "float32"
         torch_dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16}[dtype]

@@ -204,3 +204,15 @@ def test_pretrained_causal_lm_trunk_from_a_local_directory(decoder, tmp_path, la
     shutil.rmtree(lm_dir)  # the checkpoint alone rebuilds the LM from its stored config
     policy = VLAPolicy.from_pretrained(tmp_path / "ckpt", device="cpu")
     assert torch.equal(policy.model.generate(images, state, lang, mask), tokens)
+
+
+def test_soft_labels_charge_near_misses_less_than_far_ones(language):
+    cfg = model_config("tiny", state_dim=6, action_dim=5)
+    model = VLAModel(cfg, language.width)
+    target = torch.tensor([[10]])
+    near, far = torch.full((1, 1, 32), -10.0), torch.full((1, 1, 32), -10.0)
+    near[0, 0, 11], far[0, 0, 30] = 10.0, 10.0
+    assert model.loss(near, target, label_sigma=2.0) < model.loss(far, target, label_sigma=2.0)
+    hard_near, hard_far = model.loss(near, target), model.loss(far, target)
+    assert hard_near == pytest.approx(hard_far)  # plain cross-entropy cannot tell them apart
+    assert model.loss(near, target, label_sigma=1e-3) == pytest.approx(hard_near, rel=1e-4)

@@ -22,6 +22,7 @@ class TrainConfig:
     seed: int = 0
     num_workers: int = 2  # DataLoader processes
     tokenizer_mode: str = "uniform"  # uniform | quantile
+    label_sigma_bins: float = 2.0  # soft targets over neighbouring bins; 0 = plain CE
     augment: bool = True
     shift_pixels: int = 6  # random shift (pad + crop) in pixels of the model's input
     brightness: float = 0.15  # +- relative; no hue change: colour words must keep meaning

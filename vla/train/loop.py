@@ -1,8 +1,15 @@
-"""`train()`: the training loop behind `vla train` (single process, or DDP via torchrun).
+"""`train()`: the training loop behind `vla train` and `vla finetune` (single process, or
+DDP via torchrun).
 
-    RUN/checkpoint/   the latest complete checkpoint (policy + state for --resume)
+    RUN/checkpoint/   the latest complete checkpoint (policy, or LoRA adapter, + state for
+                      --resume)
     RUN/tb/           TensorBoard logs
     RUN/train_config.yaml, RUN/summary.json
+
+What a run trains comes from a `Start`: the model (with its trainable parameters already
+chosen: everything from scratch, a subset or LoRA matrices when fine-tuning), the action
+tokenizer and contract it speaks, and how its checkpoint is written. `from_scratch` is
+`vla train`'s; vla/train/finetune.py builds the others.
 """
 
 from __future__ import annotations
@@ -11,6 +18,8 @@ import dataclasses
 import json
 import os
 import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -20,6 +29,8 @@ from torch.utils.data import DataLoader
 from policies.checkpoint import load_model, save_pretrained
 from policies.language import LanguageEncoder
 from policies.vla_model import VLAModel
+from vla.contract import ActionContract
+from vla.tokenizer import ActionTokenizer
 from vla.train import distributed
 from vla.train.augment import augment_images
 from vla.train.config import TrainConfig
@@ -34,10 +45,52 @@ from vla.train.data import (
 from vla.train.state import load_train_state, save_train_state
 
 
+@dataclass
+class Start:
+    """What a run trains, and how its checkpoint is written."""
+
+    model: torch.nn.Module  # parameters with requires_grad=False stay as they are
+    tokenizer: ActionTokenizer
+    contract: ActionContract
+    language: LanguageEncoder
+    save: Callable[[Path], None]  # writes the policy part of RUN/checkpoint
+    summary: dict = field(default_factory=dict)  # added to summary.json
+
+
+# (config, checkpoint to resume or None, device) -> Start; called after seeding.
+Builder = Callable[[TrainConfig, Path | None, torch.device], Start]
+
+
+def from_scratch(cfg: TrainConfig, resume_dir: Path | None, dev: torch.device) -> Start:
+    """A new model of `cfg.size`, with a tokenizer fitted on `cfg.data` (or the run's
+    checkpoint when resuming)."""
+    contract = dataset_contract(cfg.data)
+    mcfg = cfg.model_config(len(contract.state_names), len(contract.action_names))
+    if resume_dir is not None:
+        model, info = load_model(resume_dir)
+        tokenizer, contract, mcfg = info["tokenizer"], info["contract"], model.cfg
+        language_width = info["config"]["language_width"]
+    else:
+        tokenizer, stats = fit_action_tokenizer(cfg.data, mcfg.n_bins, cfg.tokenizer_mode,
+                                                contract.action_names)
+        contract = dataclasses.replace(contract, chunk_length=mcfg.chunk_length,
+                                       normalization=stats)
+    language = LanguageEncoder(mcfg.language_model, mcfg.language_max_tokens, dev)
+    if resume_dir is None:
+        language_width = language.width
+        model = VLAModel(mcfg, language_width)
+        model.state_mean.copy_(torch.tensor(contract.normalization["state_mean"]))
+        model.state_std.copy_(torch.tensor(contract.normalization["state_std"]))
+    return Start(model, tokenizer, contract, language,
+                 save=lambda d: save_pretrained(d, model, tokenizer, contract, language_width))
+
+
 def train(cfg: TrainConfig, out: str, resume: bool = False, progress: bool | None = None,
-          device: str = "auto", stop_after: int | None = None) -> dict:
+          device: str = "auto", stop_after: int | None = None,
+          start: Builder = from_scratch) -> dict:
     """Train to `cfg.steps`; `stop_after` ends this process early (after a checkpoint) at
-    that step, e.g. to train in slices of a time budget and continue with `resume`."""
+    that step, e.g. to train in slices of a time budget and continue with `resume`.
+    `start` builds what is trained (default: a new model, `from_scratch`)."""
     run = Path(out)
     ckpt_dir = run / "checkpoint"
     if resume and not (ckpt_dir / "train_state.json").is_file():
@@ -51,27 +104,15 @@ def train(cfg: TrainConfig, out: str, resume: bool = False, progress: bool | Non
         torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed + rank)
 
-    contract = dataset_contract(cfg.data)
-    mcfg = cfg.model_config(len(contract.state_names), len(contract.action_names))
-    if resume:
-        model, info = load_model(ckpt_dir)
-        tokenizer, contract, mcfg = info["tokenizer"], info["contract"], model.cfg
-        language_width = info["config"]["language_width"]
-    else:
-        tokenizer, stats = fit_action_tokenizer(cfg.data, mcfg.n_bins, cfg.tokenizer_mode,
-                                                contract.action_names)
-        contract = dataclasses.replace(contract, chunk_length=mcfg.chunk_length,
-                                       normalization=stats)
-    language = LanguageEncoder(mcfg.language_model, mcfg.language_max_tokens, dev)
-    if not resume:
-        language_width = language.width
-        model = VLAModel(mcfg, language_width)
-        model.state_mean.copy_(torch.tensor(contract.normalization["state_mean"]))
-        model.state_std.copy_(torch.tensor(contract.normalization["state_std"]))
+    begin = start(cfg, ckpt_dir if resume else None, dev)
+    model, tokenizer, contract, language = (begin.model, begin.tokenizer, begin.contract,
+                                            begin.language)
+    mcfg = model.cfg
     model.to(dev).train()
 
-    decay = [p for n, p in model.named_parameters() if p.ndim >= 2 and "embed" not in n]
-    no_decay = [p for n, p in model.named_parameters() if not (p.ndim >= 2 and "embed" not in n)]
+    trainable = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    decay = [p for n, p in trainable if p.ndim >= 2 and "embed" not in n]
+    no_decay = [p for n, p in trainable if not (p.ndim >= 2 and "embed" not in n)]
     optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
                                    {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer,
@@ -105,7 +146,7 @@ def train(cfg: TrainConfig, out: str, resume: bool = False, progress: bool | Non
     def save() -> None:
         if not main:
             return
-        save_pretrained(ckpt_dir, model, tokenizer, contract, language_width)
+        begin.save(ckpt_dir)
         save_train_state(ckpt_dir, optimizer, scheduler, {"augment": augment_gen}, step,
                          {"config": dataclasses.asdict(cfg)})
 
@@ -123,7 +164,7 @@ def train(cfg: TrainConfig, out: str, resume: bool = False, progress: bool | Non
             lang, lang_mask = language.encode(batch["instruction"])
             with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=use_amp):
                 logits = ddp_model(images, batch["state"].to(dev), lang, lang_mask, tokens)
-            loss = model.loss(logits, tokens, token_mask) / cfg.grad_accum
+            loss = model.loss(logits, tokens, token_mask, cfg.label_sigma_bins) / cfg.grad_accum
             loss.backward()
             total += loss.item()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -149,7 +190,9 @@ def train(cfg: TrainConfig, out: str, resume: bool = False, progress: bool | Non
     seconds = time.perf_counter() - t_start
     summary = {"steps": step, "final_loss": loss_value, "seconds": seconds,
                "samples_per_s": samples / seconds if seconds else None,
-               "frames": len(dataset), "checkpoint": str(ckpt_dir), "world_size": world}
+               "frames": len(dataset), "checkpoint": str(ckpt_dir), "world_size": world,
+               "trainable_parameters": sum(p.numel() for _, p in trainable),
+               **begin.summary}
     if world > 1:  # every replica must hold the same weights: DDP trained one model
         summary["replicas_identical"] = distributed.replicas_identical(model)
     if main:
@@ -175,13 +218,14 @@ def _evaluate_during_training(model, tokenizer, contract, language, dev, cfg, wr
     env_ids = cfg.eval_tasks or _dataset_env_ids(cfg.data)
     policy = VLAPolicy.from_model(model, tokenizer, contract, language, dev)
     model.eval()
-    try:
-        result = evaluate(policy, env_ids, ["L1"], cfg.eval_episodes, progress=False)
+    try:  # L1 for the training tasks; L4 for the held-out one (a new task to fine-tune on)
+        result = evaluate(policy, env_ids, ["L1", "L4"], cfg.eval_episodes, progress=False)
     finally:
         model.train()
     for key, cell in result["cells"].items():
         writer.add_scalar(f"eval/{key}", cell["success"], step)
-    writer.add_scalar("eval/L1_mean", result["splits"]["L1"]["success"], step)
+    for split, summary in result["splits"].items():
+        writer.add_scalar(f"eval/{split}_mean", summary["success"], step)
     return result["splits"]
 
 
