@@ -56,6 +56,7 @@ class LoopConfig:
     jpeg_quality: int | None = None   # send images as JPEG (remote links); None = raw
     max_consecutive_errors: int = 5   # error replies or rejected chunks in a row: give up
     curve: CurveKeys | None = None
+    adapter: str | None = None        # the server-side adapter to use (None: the base policy)
 
     def __post_init__(self) -> None:
         make_schedule(self.mode)  # validates the name
@@ -78,7 +79,7 @@ class ControlLoop:
         self.safety = safety or SafetyLayer(robot.limits)
         c = self.config
         self.link = PolicyLink(url, self.contract, deadline_s=c.deadline_s,
-                               heartbeat_s=c.heartbeat_s, curve=c.curve,
+                               heartbeat_s=c.heartbeat_s, curve=c.curve, adapter=c.adapter,
                                capabilities={"modes": [c.mode]})
 
     # -- lifecycle ----------------------------------------------------------------------

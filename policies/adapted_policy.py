@@ -20,6 +20,8 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
+import torch
+
 from policies.adapters import (
     ADAPTER_WEIGHTS,
     base_identity,
@@ -28,13 +30,14 @@ from policies.adapters import (
     load_adapter,
     read_adapter,
 )
-from policies.checkpoint import load_model
+from policies.checkpoint import load_model, read_checkpoint
 from policies.language import LanguageEncoder
 from policies.quantize import check_mode, quantize_int8
 from policies.vla_policy import VLAPolicy, pick_device
 from vla.policy_api import AdapterPolicy
 
 log = logging.getLogger("vla.adapters")
+_NOTHING = object()  # no adapter state set on the model yet (None means the base)
 
 
 @dataclass
@@ -46,13 +49,17 @@ class _Loaded:
     overrides: dict  # tensor name -> value while this adapter is active
 
 
-def find_adapters(roots: list[Path]) -> list[tuple[Path, bool]]:
+def find_adapters(roots: list[Path], strict: bool = True) -> list[tuple[Path, bool]]:
     """(adapter directory, named directly) for each root: the root itself if it is an
-    adapter (or a run holding one in checkpoint/), else its subdirectories that are."""
+    adapter (or a run holding one in checkpoint/), else its subdirectories that are. A
+    missing root is an error if `strict`, else skipped (a server keeps serving)."""
     found: list[tuple[Path, bool]] = []
     for root in roots:
         if not root.is_dir():
-            raise FileNotFoundError(f"adapter directory {str(root)!r} does not exist")
+            if strict:
+                raise FileNotFoundError(f"adapter directory {str(root)!r} does not exist")
+            log.warning("adapter directory %s is gone", root)
+            continue
         direct = _adapter_in(root)
         if direct is not None:
             found.append((direct, True))
@@ -90,15 +97,17 @@ class AdaptedPolicy(VLAPolicy, AdapterPolicy):
         self.base_dir = Path(base_dir)
         self.base = base_identity(self.base_dir)
         self.roots = [Path(d) for d in adapter_dirs]
-        model, info = load_model(self.base_dir, device=dev)
-        cfg = model.cfg
-        language = LanguageEncoder(cfg.language_model, cfg.language_max_tokens, dev)
-        super().__init__(model, info["tokenizer"], info["contract"], language, dev)
+        self.device = dev
         self.unavailable = {}
         self._loaded: dict[str, _Loaded] = {}
         self._signature: dict | None = None
-        self._active: object = "unset"
-        self.refresh(startup=True)
+        self._active: object = _NOTHING
+        self.refresh(startup=True)  # builds self.model
+        info = read_checkpoint(self.base_dir)
+        cfg = info["model_config"]
+        language = LanguageEncoder(cfg.language_model, cfg.language_max_tokens, dev)
+        dtype = torch.bfloat16 if dev.type == "cuda" else torch.float32  # as from_pretrained
+        super().__init__(self.model, info["tokenizer"], info["contract"], language, dev, dtype)
 
     # -- AdapterPolicy ------------------------------------------------------------------
     @property
@@ -116,7 +125,7 @@ class AdaptedPolicy(VLAPolicy, AdapterPolicy):
         return _AdapterView(self, name, a.tokenizer, a.contract)
 
     def refresh(self, startup: bool = False) -> None:
-        found = find_adapters(self.roots)
+        found = find_adapters(self.roots, strict=startup)
         signature = {str(p): _mtime(p / ADAPTER_WEIGHTS) for p, _ in found}
         if signature != self._signature:
             self._build(found, startup)
@@ -168,7 +177,7 @@ class AdaptedPolicy(VLAPolicy, AdapterPolicy):
         if self.quantize == "int8":  # overridden layers (the head) stay float
             quantize_int8(model, keep_float=tuple({n.rpartition(".")[0] for n in names}))
         self.model = model.to(self.device).eval()
-        self._loaded, self.unavailable, self._active = loaded, unavailable, "unset"
+        self._loaded, self.unavailable, self._active = loaded, unavailable, _NOTHING
         if loaded or not startup:
             log.info("base %s with adapters %s%s", self.base_dir, list(loaded) or "none",
                      " (int8)" if self.quantize == "int8" else "")

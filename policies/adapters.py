@@ -47,11 +47,14 @@ def is_adapter(directory: str | Path) -> bool:
 
 # -- injecting ------------------------------------------------------------------------------
 def lora_targets(model: nn.Module, vision: bool = False) -> list[str]:
-    """Full names of the Linear layers LoRA adapts: the trunk's attention and MLP layers,
-    and with `vision` every Linear of the vision backbone."""
-    prefixes = ("trunk.blocks.", "vision.model.") if vision else ("trunk.blocks.",)
-    return [n for n, m in model.named_modules()
-            if isinstance(m, nn.Linear) and n.startswith(prefixes)]
+    """Full names of the Linear layers LoRA adapts: the trunk's (attention and MLP layers
+    of ours, or of a pretrained causal LM), and with `vision` the vision backbone's."""
+    prefixes = ("trunk.", "vision.model.") if vision else ("trunk.",)
+    targets = [n for n, m in model.named_modules()
+               if isinstance(m, nn.Linear) and n.startswith(prefixes)]
+    if not targets:
+        raise ValueError(f"the model has no Linear layers under {prefixes} for LoRA to adapt")
+    return targets
 
 
 def lora_settings(targets: list[str], rank: int, alpha: float, dropout: float) -> dict:

@@ -48,3 +48,24 @@ class Policy(ABC):
 
     def reset(self) -> None:  # noqa: B027  (optional hook: stateless policies keep it)
         """Forget any history (a new episode starts)."""
+
+
+class AdapterPolicy(Policy):
+    """A base policy plus named adapters (fine-tunes that share its weights), chosen per
+    robot or per request. Used as a plain `Policy` it is the base policy."""
+
+    # Adapter names that were found but cannot be used, with the reason (for error replies).
+    unavailable: dict[str, str]
+
+    @property
+    @abstractmethod
+    def adapters(self) -> list[str]:
+        """Names of the adapters ready to use."""
+
+    @abstractmethod
+    def for_adapter(self, name: str | None) -> Policy:
+        """The policy with adapter `name` active (None: the base); its `contract` is the
+        adapter's, which may differ from the base's (an adapter for another robot)."""
+
+    def refresh(self) -> None:  # noqa: B027  (optional hook)
+        """Pick up adapters added since the last look (the server calls this on `hello`)."""

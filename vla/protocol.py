@@ -301,16 +301,18 @@ def hello_reply(contract: dict, capabilities: dict, request_id: int | None = 0) 
 
 
 def act(observation: dict, episode_id: str, timestamp: float, request_id: int,
-        jpeg_quality: int | None = None) -> dict:
-    """Client -> server: one observation; `timestamp` is when it was taken (client clock)."""
+        jpeg_quality: int | None = None, adapter: str | None = None) -> dict:
+    """Client -> server: one observation; `timestamp` is when it was taken (client clock).
+    `adapter` names the adapter for this request only (default: the one named in hello)."""
     obs = {
         "images": {name: encode_image(img, jpeg_quality)
                    for name, img in observation["images"].items()},
         "state": encode_array(np.asarray(observation["state"], dtype=np.float32)),
         "instruction": str(observation["instruction"]),
     }
+    extra = {"adapter": adapter} if adapter is not None else {}
     return _message("act", request_id, episode_id=str(episode_id), timestamp=float(timestamp),
-                    observation=obs)
+                    observation=obs, **extra)
 
 
 def action_reply(actions: np.ndarray, control_hz: float, step_timestamps: list[float],

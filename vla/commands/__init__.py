@@ -4,5 +4,5 @@ A module's `register` adds its parser and sets `func` (called with the parsed ar
 returning an exit code). Heavy imports belong inside `func`, so `vla --help` stays fast.
 """
 
-COMMAND_MODULES = ("envs", "collect", "dataset", "train", "eval", "tokenizer", "serve", "keys",
-                   "bridge", "command")
+COMMAND_MODULES = ("envs", "collect", "dataset", "train", "finetune", "eval", "tokenizer",
+                   "serve", "keys", "bridge", "command")

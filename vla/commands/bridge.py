@@ -44,6 +44,9 @@ def add_loop_arguments(p: argparse.ArgumentParser) -> None:
                    help="the server's public .key (CurveZMQ; with --client-key)")
     p.add_argument("--client-key", metavar="FILE",
                    help="this robot's .key_secret (CurveZMQ; from `vla keys`)")
+    p.add_argument("--adapter", metavar="NAME",
+                   help="the server's adapter to use (`vla serve --adapters`; default: "
+                        "the base policy)")
 
 
 def loop_config(args):
@@ -60,7 +63,7 @@ def loop_config(args):
     return LoopConfig(mode=args.mode, deadline_s=args.deadline,
                       heartbeat_s=min(0.2, args.deadline / 2),
                       connect_timeout_s=args.connect_timeout,
-                      jpeg_quality=args.jpeg_quality, curve=curve)
+                      jpeg_quality=args.jpeg_quality, curve=curve, adapter=args.adapter)
 
 
 def run_sim(args) -> int:

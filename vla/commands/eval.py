@@ -9,7 +9,8 @@ def register(subparsers) -> None:
         description="Closed-loop evaluation on evaluation seeds (never seen in training). "
                     "Without --checkpoint, the shipped default policy is evaluated.",
     )
-    p.add_argument("--checkpoint", help="checkpoint directory (or a run directory)")
+    p.add_argument("--checkpoint", help="checkpoint directory (or a run directory, or a LoRA "
+                                        "adapter: it is loaded onto its base)")
     p.add_argument("--tasks", nargs="+", help="env ids or task names (default: all Panda "
                    "tasks)")
     p.add_argument("--splits", default="L1,L2,L3,L4", help="comma-separated (default all)")
@@ -22,6 +23,8 @@ def register(subparsers) -> None:
     p.add_argument("--out", help="directory for results.json/.md, success.png, videos/")
     p.add_argument("--json", action="store_true", help="print the results as JSON")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda")
+    p.add_argument("--quantize", choices=("none", "int8"), default="none",
+                   help="int8: evaluate the policy with int8 dynamic quantization (CPU)")
     p.set_defaults(func=run)
 
 
@@ -36,7 +39,7 @@ def run(args) -> int:
 
     if args.episodes < 1:
         raise ValueError(f"--episodes={args.episodes}; expected at least 1")
-    policy = load_policy(args.checkpoint, device=args.device)
+    policy = load_policy(args.checkpoint, device=args.device, quantize=args.quantize)
     if args.tasks:
         env_ids = [resolve_env_id(t) for t in args.tasks]
     else:

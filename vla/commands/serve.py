@@ -35,6 +35,14 @@ def register(subparsers) -> None:
     p.add_argument("--curve-allow", metavar="DIR",
                    help="directory of the public .key files of clients allowed to connect")
     p.add_argument("--seed", type=int, default=0, help="seed of builtin:random (default 0)")
+    p.add_argument("--adapters", nargs="+", metavar="DIR",
+                   help="LoRA adapters of the served checkpoint (from `vla finetune --method "
+                        "lora`): adapter or run directories, or folders of them; a robot picks "
+                        "one by name in `hello` or per `act`. Adapters added to these folders "
+                        "later are found when a client names them (no restart)")
+    p.add_argument("--quantize", choices=("none", "int8"), default="none",
+                   help="int8: dynamic int8 quantization of the Linear layers, for CPU "
+                        "inference (default none)")
     p.set_defaults(func=run)
 
 
@@ -54,7 +62,10 @@ def run(args) -> int:
     )
     spec = args.checkpoint or args.policy or default_spec()
     contract = _task_contract(args.task) if spec.startswith("builtin:") else None
-    policy = load_policy(spec, device=args.device, contract=contract, seed=args.seed)
+    policy = load_policy(spec, device=args.device, contract=contract, seed=args.seed,
+                         quantize=args.quantize, adapters=args.adapters)
+    if args.quantize != "none":
+        spec += f" ({args.quantize})"
     server = PolicyServer(policy, config, policy_name=spec,
                           device=getattr(policy, "device", "cpu"))
 

@@ -22,6 +22,7 @@ class Request:
     episode_id: str
     timestamp: float        # when the client took the observation (client clock)
     received: float         # time.monotonic() when the server read it off the socket
+    adapter: str | None = None  # the adapter that answers it (None: the base policy)
 
 
 class Batcher:

@@ -64,11 +64,13 @@ class PolicyClient:
         return reply
 
     def act(self, observation: dict, episode_id: str = "episode-0",
-            timestamp: float | None = None, jpeg_quality: int | None = None) -> dict:
-        """The reply to one observation, with `actions` decoded to a float32 (K, A) array."""
+            timestamp: float | None = None, jpeg_quality: int | None = None,
+            adapter: str | None = None) -> dict:
+        """The reply to one observation, with `actions` decoded to a float32 (K, A) array;
+        `adapter` overrides the hello's adapter for this request."""
         stamp = time.time() if timestamp is None else timestamp
-        reply = self.request(lambda rid: act(observation, episode_id, stamp, rid, jpeg_quality),
-                             "action_reply")
+        reply = self.request(lambda rid: act(observation, episode_id, stamp, rid, jpeg_quality,
+                                             adapter), "action_reply")
         reply["actions"] = actions_from_message(reply)
         return reply
 

@@ -71,10 +71,23 @@ def default_spec() -> str:
 
 
 def load_policy(spec: str, device: str = "auto", contract: ActionContract | None = None,
-                seed: int = 0) -> Policy:
-    """The policy `spec` names: `builtin:NAME` (needs `contract`) or a checkpoint directory."""
+                seed: int = 0, quantize: str | None = None,
+                adapters: list[str] | None = None) -> Policy:
+    """The policy `spec` names: `builtin:NAME` (needs `contract`) or a checkpoint directory
+    (int8-quantized with `quantize="int8"`; with `adapters`, directories of LoRA adapters
+    for that base checkpoint, see policies/adapted_policy.py)."""
     if device not in DEVICES:
         raise ValueError(f"device {device!r} is unknown; expected one of {DEVICES}")
+    if spec.startswith("builtin:") and (adapters or quantize not in (None, "none")):
+        raise ValueError(f"policy {spec!r} has no weights to adapt or quantize; --adapters "
+                         f"and --quantize need a checkpoint")
+    if adapters:
+        from policies.adapted_policy import AdaptedPolicy
+        from policies.registry import resolve_checkpoint
+
+        policy = AdaptedPolicy(resolve_checkpoint(spec), adapters, device, quantize)
+        policy.warm_up()
+        return policy
     if spec.startswith("builtin:"):
         name = spec.split(":", 1)[1]
         if name not in BUILTIN:
@@ -89,7 +102,7 @@ def load_policy(spec: str, device: str = "auto", contract: ActionContract | None
     from policies.registry import load_policy as load_checkpoint
 
     try:
-        return load_checkpoint(spec, device=device)
+        return load_checkpoint(spec, device=device, quantize=quantize)
     except FileNotFoundError as err:
         raise ValueError(f"no such checkpoint: {err}; or use one of "
                          f"{['builtin:' + n for n in BUILTIN]}") from None

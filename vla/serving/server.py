@@ -7,6 +7,10 @@ too: requests that arrive meanwhile wait in ZeroMQ's queue and join the next bat
 which is what batching wants anyway, and a single thread needs no locks around the
 socket (ZeroMQ sockets are not thread-safe).
 
+With an `AdapterPolicy` (one base, several adapters), each session names its adapter in
+`hello` (an `act` may name another for itself); a batch runs one `infer_batch` per adapter
+among its requests, and `hello` or an unknown name makes the policy look for new adapters.
+
 Any message, however broken, gets an `error` reply and the loop goes on; only a
 message above the socket's hard size cap is dropped by ZeroMQ itself (together with
 its connection), so memory stays bounded.
@@ -23,7 +27,7 @@ import numpy as np
 import zmq
 
 from vla.contract import ActionContract
-from vla.policy_api import Policy
+from vla.policy_api import AdapterPolicy, Policy
 from vla.protocol import (
     CLIENT_KINDS,
     DEFAULT_MAX_MESSAGE_BYTES,
@@ -94,7 +98,7 @@ class PolicyServer:
         self.contract: ActionContract = policy.contract
         self.config = config or ServerConfig()
         self.policy_name = policy_name
-        self.device = device
+        self.device = str(device)  # a torch.device would not pack into hello_reply
         self.stats = ServerStats()
         self.endpoint: str | None = None  # the bound address (with the real port)
         self._stop = threading.Event()
@@ -266,18 +270,17 @@ class PolicyServer:
             raise ProtocolError("bad_field", f"field 'robot' is {short(robot)}; expected a "
                                              f"string of 1..{MAX_ROBOT_NAME_CHARS} characters "
                                              f"naming the robot", rid)
-        adapter = msg.get("adapter")
-        adapters = getattr(self.policy, "adapters", ())
-        if adapter is not None and adapter not in adapters:
-            raise ProtocolError("bad_field", f"field 'adapter' is {short(adapter)}; this "
-                                             f"server has adapters {list(adapters)}", rid)
+        if isinstance(self.policy, AdapterPolicy):
+            self.policy.refresh()  # adapters added since start need no restart
+        adapter = self._checked_adapter(msg.get("adapter"), rid)
+        contract = self._policy_for(adapter).contract
         raw = msg.get("contract")
         if not isinstance(raw, dict):
             raise ProtocolError("bad_field", f"field 'contract' is {type(raw).__name__}; "
                                              f"expected the robot's action contract map", rid)
         try:
             theirs = ActionContract.from_dict(raw)
-            diffs = self.contract.differences(theirs)
+            diffs = contract.differences(theirs)
         except Exception as err:  # from_dict and its comparison see arbitrary user data
             raise ProtocolError("bad_field", f"field 'contract' is not a valid action "
                                              f"contract: {err}", rid) from None
@@ -289,8 +292,32 @@ class PolicyServer:
         self._sessions.open(Session(key=key, robot=robot, contract=theirs, adapter=adapter,
                                     last_seen=now))
         self.stats.set_sessions(len(self._sessions), opened=1)
-        log.info("client %s@%s connected (%d clients)", robot, key.hex(), len(self._sessions))
-        return hello_reply(self.contract.to_dict(), self.capabilities(), rid)
+        log.info("client %s@%s connected%s (%d clients)", robot, key.hex(),
+                 f" with adapter {adapter}" if adapter else "", len(self._sessions))
+        return hello_reply(contract.to_dict(), self.capabilities(), rid)
+
+    def _checked_adapter(self, adapter, rid) -> str | None:
+        """The adapter a message names (None: the base), known to the policy."""
+        if adapter is None:
+            return None
+        if not isinstance(adapter, str) or not 0 < len(adapter) <= MAX_ROBOT_NAME_CHARS:
+            raise ProtocolError("bad_field", f"field 'adapter' is {short(adapter)}; expected "
+                                             f"nil or an adapter name", rid)
+        if not isinstance(self.policy, AdapterPolicy):
+            raise ProtocolError("bad_field", f"field 'adapter' is {short(adapter)}; this "
+                                             f"server has no adapters (start it with "
+                                             f"--adapters DIR)", rid)
+        if adapter not in self.policy.adapters:
+            self.policy.refresh()
+        if adapter not in self.policy.adapters:
+            reason = self.policy.unavailable.get(adapter)
+            raise ProtocolError("bad_field", f"field 'adapter' is {short(adapter)}; " + (
+                f"it cannot be used: {reason}" if reason else
+                f"this server has adapters {self.policy.adapters}"), rid)
+        return adapter
+
+    def _policy_for(self, adapter: str | None) -> Policy:
+        return self.policy if adapter is None else self.policy.for_adapter(adapter)
 
     def capabilities(self) -> dict:
         return {
@@ -316,14 +343,24 @@ class PolicyServer:
     def _on_act(self, key, envelope, msg, now) -> None:
         session = self._require_session(key, msg)
         episode_id, timestamp = act_fields(msg)
-        obs = observation_from_message(msg, self.contract)
+        adapter = session.adapter
+        if msg.get("adapter") is not None:  # this request only; nil/absent: the hello's
+            adapter = self._checked_adapter(msg["adapter"], msg.get("id"))
+        contract = self._policy_for(adapter).contract
+        if adapter != session.adapter:
+            diffs = contract.differences(session.contract)
+            if diffs:
+                raise ProtocolError("contract_mismatch", f"adapter {adapter!r} speaks another "
+                                                         f"action contract than this robot's: "
+                                    + "; ".join(diffs), msg.get("id"))
+        obs = observation_from_message(msg, contract)
         if episode_id != session.episode_id:
             session.episode_id = episode_id
         session.last_act = now
         session.requests += 1
         self._batcher.add(Request(envelope=envelope, session=session, request_id=msg.get("id"),
                                   observation=obs, episode_id=episode_id, timestamp=timestamp,
-                                  received=now))
+                                  received=now, adapter=adapter))
         return None  # answered when its batch runs
 
     def _on_reset(self, key, envelope, msg, now) -> dict:
@@ -358,9 +395,18 @@ class PolicyServer:
 
     # -- inference ----------------------------------------------------------------------
     def _run_batch(self, sock: zmq.Socket, batch: list[Request]) -> None:
+        """One `infer_batch` per adapter among the batch's requests (the base is one)."""
+        groups: dict[str | None, list[Request]] = {}
+        for r in batch:
+            groups.setdefault(r.adapter, []).append(r)
+        for adapter, requests in groups.items():
+            self._run_group(sock, adapter, requests)
+
+    def _run_group(self, sock: zmq.Socket, adapter: str | None, batch: list[Request]) -> None:
         start = time.monotonic()
         try:
-            chunks = self.policy.infer_batch([r.observation for r in batch])
+            policy = self._policy_for(adapter)
+            chunks = policy.infer_batch([r.observation for r in batch])
             if len(chunks) != len(batch):
                 raise RuntimeError(f"infer_batch returned {len(chunks)} chunks for "
                                    f"{len(batch)} observations")
@@ -374,7 +420,7 @@ class PolicyServer:
             return
         end = time.monotonic()
         timings = []
-        action_dim = len(self.contract.action_names)
+        action_dim = len(policy.contract.action_names)
         for r, chunk in zip(batch, chunks):
             try:
                 reply = self._chunk_reply(r, chunk, action_dim)
