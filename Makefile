@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # The CPU build of torch; an unpinned torch would pull a multi-GB CUDA build.
 TORCH ?= torch==2.13.0
 
-.PHONY: demo test install install-test lint bench clean
+.PHONY: demo test install install-test lint bench clean default-policy
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,19 @@ bench: install
 	$(BIN)/python benchmarks/sim_throughput.py
 	$(BIN)/python benchmarks/expert_success.py --episodes 50
 	$(BIN)/python benchmarks/collect_throughput.py
+
+# Reproduce the shipped default policy: collect the demonstrations, train, copy the
+# checkpoint (without its optimizer state) into the package.
+DEFAULT_TASKS := pick place stack push_to touch
+default-policy: install
+	for t in $(DEFAULT_TASKS); do \
+		$(BIN)/vla collect --task $$t --episodes 400 --out data/default/$$t --workers 2 || exit 1; \
+	done
+	$(BIN)/vla train --config configs/default.yaml --out runs/default
+	rm -rf policies/checkpoints/default && mkdir -p policies/checkpoints/default
+	cp runs/default/checkpoint/config.json runs/default/checkpoint/model.safetensors \
+	   runs/default/checkpoint/action_tokenizer.json runs/default/checkpoint/action_contract.json \
+	   policies/checkpoints/default/
 
 clean:
 	rm -rf $(VENV) out .pytest_cache
