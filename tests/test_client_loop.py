@@ -18,6 +18,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 import zmq
+from contracts import PANDA_CONTRACT as PICK  # noqa: E402
 
 from bridges.client import ControlLoop, LoopConfig
 from bridges.connection import BridgeError, ContractMismatch
@@ -27,16 +28,6 @@ from vla.contract import ActionContract
 from vla.serving.policies import load_policy
 from vla.serving.server import PolicyServer, ServerConfig
 
-# sims/Pick-v0's contract, written out so these tests need no simulator.
-PICK = ActionContract.from_dict({
-    "robot": "panda",
-    "action_names": ["dx", "dy", "dz", "dyaw", "gripper"],
-    "action_units": ["m", "m", "m", "rad", "opening fraction"],
-    "action_scale": [0.05, 0.05, 0.05, 0.3, 1.0],
-    "control_hz": 10.0,
-    "state_names": ["ee_x", "ee_y", "ee_z", "ee_yaw_sin", "ee_yaw_cos", "gripper_opening"],
-    "cameras": {"front": [128, 128]},
-})
 PERIOD = 1.0 / PICK.control_hz
 
 

@@ -8,19 +8,9 @@ import sys
 import msgpack
 import numpy as np
 import pytest
+from contracts import PANDA_CONTRACT as CONTRACT  # noqa: E402
 
 from vla import protocol as P
-from vla.contract import ActionContract
-
-CONTRACT = ActionContract.from_dict({
-    "robot": "panda",
-    "action_names": ["dx", "dy", "dz", "dyaw", "gripper"],
-    "action_units": ["m", "m", "m", "rad", "opening fraction"],
-    "action_scale": [0.05, 0.05, 0.05, 0.3, 1.0],
-    "control_hz": 10.0,
-    "state_names": ["ee_x", "ee_y", "ee_z", "ee_yaw_sin", "ee_yaw_cos", "gripper_opening"],
-    "cameras": {"front": [128, 128]},
-})
 
 
 def observation(seed: int = 0) -> dict:

@@ -14,26 +14,17 @@ import msgpack
 import numpy as np
 import pytest
 import zmq
+from contracts import PANDA_CONTRACT as CONTRACT  # noqa: E402
+from contracts import PANDA_CONTRACT_DICT as CONTRACT_DICT  # noqa: E402
 
 from vla import protocol as P
 from vla.cli import main as vla_main
-from vla.contract import ActionContract
 from vla.policy_api import ActionChunk
 from vla.serving.client import PolicyClient, sample_observation
 from vla.serving.curve import is_loopback, make_keys
 from vla.serving.policies import HoldPolicy, load_policy
 from vla.serving.server import PolicyServer, ServerConfig
 
-CONTRACT_DICT = {
-    "robot": "panda",
-    "action_names": ["dx", "dy", "dz", "dyaw", "gripper"],
-    "action_units": ["m", "m", "m", "rad", "opening fraction"],
-    "action_scale": [0.05, 0.05, 0.05, 0.3, 1.0],
-    "control_hz": 10.0,
-    "state_names": ["ee_x", "ee_y", "ee_z", "ee_yaw_sin", "ee_yaw_cos", "gripper_opening"],
-    "cameras": {"front": [128, 128]},
-}
-CONTRACT = ActionContract.from_dict(CONTRACT_DICT)
 OBS = sample_observation(CONTRACT)
 
 
