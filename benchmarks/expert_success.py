@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing as mp
-import os
 import sys
 import time
 
@@ -26,15 +25,6 @@ from sims.experts import make_expert
 from sims.splits import check_split
 
 _ENVS: dict[tuple[str, int | None], gym.Env] = {}  # per worker process, reused across jobs
-
-
-def _reserve_stdout() -> int:
-    """PyBullet's C code prints `argv[0]=` to stdout when it connects. Point fd 1 at
-    stderr (worker processes inherit that) and keep the real stdout for the JSON."""
-    sys.stdout.flush()
-    real_stdout = os.dup(1)
-    os.dup2(2, 1)
-    return real_stdout
 
 
 def run_episode(env, seed: int, split: str) -> tuple[bool, int]:
@@ -87,7 +77,6 @@ def main(argv=None) -> None:
     if not env_ids:
         ap.error(f"no env has split {args.split!r} episodes: {skipped}")
 
-    real_stdout = _reserve_stdout()
     seeds = list(range(args.episodes))
     jobs = [
         (env_id, seeds[i:i + args.chunk], args.split, args.image_size)
@@ -124,7 +113,7 @@ def main(argv=None) -> None:
     }
     if skipped:
         out["skipped"] = skipped
-    os.write(real_stdout, (json.dumps(out) + "\n").encode())
+    print(json.dumps(out))
 
 
 if __name__ == "__main__":

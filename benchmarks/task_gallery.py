@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import textwrap
 from pathlib import Path
@@ -32,15 +31,6 @@ FONT = cv2.FONT_HERSHEY_SIMPLEX
 GAP = 4  # pixels between the two frames
 BG = (255, 255, 255)
 INK = (30, 30, 30)
-
-
-def _reserve_stdout() -> int:
-    """PyBullet's C code prints `argv[0]=` to stdout when it connects. Point fd 1 at
-    stderr and keep the real stdout for the JSON."""
-    sys.stdout.flush()
-    real_stdout = os.dup(1)
-    os.dup2(2, 1)
-    return real_stdout
 
 
 def _label(frame: np.ndarray, text: str) -> np.ndarray:
@@ -124,7 +114,6 @@ def main(argv=None) -> None:
     unknown = [e for e in env_ids if e not in sims.ENV_IDS]
     if unknown:
         ap.error(f"unknown env ids {unknown}; registered: {', '.join(sims.ENV_IDS)}")
-    real_stdout = _reserve_stdout()
     args.out_dir.mkdir(parents=True, exist_ok=True)
     images = {}
     for env_id in env_ids:
@@ -134,7 +123,7 @@ def main(argv=None) -> None:
               file=sys.stderr, flush=True)
     out = {"images": images, "seed": args.seed, "split": args.split, "size": args.size,
            "extra_steps": args.extra_steps}
-    os.write(real_stdout, (json.dumps(out) + "\n").encode())
+    print(json.dumps(out))
 
 
 if __name__ == "__main__":

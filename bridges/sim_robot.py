@@ -10,9 +10,6 @@ The only file in `bridges/` that imports pybullet (through `sims`) and gymnasium
 
 from __future__ import annotations
 
-import contextlib
-import os
-import sys
 from dataclasses import dataclass, field
 
 import gymnasium as gym
@@ -38,8 +35,7 @@ class SimRobot(Robot):
             kwargs["max_episode_steps"] = max_steps
         self.task_id, self.seed, self.record = task_id, seed, record
         self.instruction = instruction
-        with _stdout_to_stderr():
-            self.env = gym.make(task_id, **kwargs)
+        self.env = gym.make(task_id, **kwargs)
         self._spec = ActionContract.from_env(self.env)
         self._gripper = self._spec.action_names.index("gripper")
         self._obs = None
@@ -133,18 +129,3 @@ def run_sim_episode(loop, robot: SimRobot, seed: int, instruction: str | None = 
     control = loop.run(steps=max_ticks, stop=lambda: robot.done)
     return EpisodeResult(seed, instruction or robot.scene_instruction, robot.scene_instruction,
                          robot.success, robot.steps, control, list(robot.frames))
-
-
-@contextlib.contextmanager
-def _stdout_to_stderr():
-    """PyBullet's C code prints `argv[0]=` to stdout when it connects; stdout may carry
-    machine-readable output (`--json`), so point fd 1 at stderr meanwhile."""
-    sys.stdout.flush()
-    saved = os.dup(1)
-    os.dup2(2, 1)
-    try:
-        yield
-    finally:
-        sys.stdout.flush()
-        os.dup2(saved, 1)
-        os.close(saved)
