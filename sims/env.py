@@ -25,6 +25,9 @@ from sims.splits import check_split, episode_rng, rules_for
 from sims.tasks import TASKS, Goal
 
 PHYSICS_HZ = 240
+# Random start poses (random_start=True): hand x, y in metres, a drop below the robot's home
+# height, and yaw in radians.
+START_X, START_Y, START_DROP, START_YAW = (0.40, 0.60), (-0.15, 0.15), 0.08, 0.6
 INSTRUCTION_CHARSET = string.ascii_letters + string.digits + " ,.'-"
 
 
@@ -51,6 +54,7 @@ class TabletopEnv(gym.Env):
         mode: str = "train",
         render_mode: str | None = None,
         render_size: int = 256,
+        random_start: bool = True,
     ) -> None:
         if task not in TASKS:
             raise ValueError(f"task={task!r} is unknown; expected one of {', '.join(TASKS)}")
@@ -61,6 +65,7 @@ class TabletopEnv(gym.Env):
         check_split(split, task)
         episode_rng(0, split, mode)  # validates mode
         self.task_name, self.robot_name = task, robot
+        self.random_start = random_start
         self.split, self.mode, self.render_mode = split, mode, render_mode
         h, w = (image_size, image_size) if isinstance(image_size, int) else image_size
         self.spec_robot = ROBOTS[robot].spec
@@ -102,7 +107,11 @@ class TabletopEnv(gym.Env):
         rng = episode_rng(self.episode_seed, split, self.mode)
         self._build_world()
         self.goal = self.task.setup(rng, rules_for(self.task_name, split, rng))
-        for _ in range(PHYSICS_HZ // 10):  # let objects settle before the first frame
+        settle = PHYSICS_HZ // 10  # let objects settle before the first frame
+        if self.random_start:
+            self._move_to_random_start(rng)
+            settle = PHYSICS_HZ // 2  # and let the arm get there
+        for _ in range(settle):
             self.p.stepSimulation()
         self.steps = 0
         return self._observation(), self._info(False)
@@ -155,6 +164,19 @@ class TabletopEnv(gym.Env):
             raise ValueError(f"action is not finite in {names}: {action.tolist()}")
         return np.clip(action, -1.0, 1.0)  # documented: out-of-range values are clipped
 
+    def _move_to_random_start(self, rng: np.random.Generator) -> None:
+        """Send the hand to a random pose above the board.
+
+        From one fixed home pose, a policy can read the goal's direction off its own
+        position after a step or two and never learn to look (the "copycat" shortcut of
+        behaviour cloning); random starts take that shortcut away. The pose is drawn after
+        the layout, so a seed's objects are the same either way.
+        """
+        home, _ = self.robot.ee_pose()
+        pos = np.array([rng.uniform(*START_X), rng.uniform(*START_Y),
+                        home[2] - rng.uniform(0.0, START_DROP)])
+        self.robot.command(pos, float(rng.uniform(-START_YAW, START_YAW)), 1.0)
+
     def _build_world(self) -> None:
         """Rebuild the scene from nothing, so an episode never depends on the last one."""
         p = self.p
@@ -201,6 +223,7 @@ class TabletopEnv(gym.Env):
             "control_hz": spec.control_hz,
             "state_names": list(spec.state_names),
             "cameras": {c.name: [c.height, c.width] for c in self.camera_configs},
+            "random_start": self.random_start,
         }
 
     def episode_metadata(self) -> dict:

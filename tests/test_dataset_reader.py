@@ -80,3 +80,16 @@ def test_bad_arguments_are_explained(pick3, tmp_path):
         FrameDataset(pick3, cameras=["wrist"])
     with pytest.raises(ValueError, match="not a dataset"):
         FrameDataset(str(tmp_path))
+
+
+def test_preloaded_items_equal_streamed_items(pick3):
+    streamed = FrameDataset(pick3, chunk=3)
+    preloaded = FrameDataset(pick3, chunk=3, preload=True)
+    assert len(preloaded) == len(streamed)
+    for i in (0, len(streamed) // 2, len(streamed) - 1):
+        a, b = streamed[i], preloaded[i]
+        for key in ("state", "action", "action_mask"):
+            assert torch.equal(a[key], b[key]), key
+        assert torch.equal(a["images"]["front"], b["images"]["front"])
+        assert (a["instruction"], a["episode"], a["frame"]) == (
+            b["instruction"], b["episode"], b["frame"])

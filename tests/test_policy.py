@@ -83,10 +83,12 @@ def _batch(obs, language, b=4):
     return images, state, lang, mask
 
 
-@pytest.mark.parametrize("decoder", ["parallel", "autoregressive"])
-def test_model_learns_a_batch_and_decodes(decoder, language, observation):
+@pytest.mark.parametrize("decoder,stem", [("parallel", "conv"), ("autoregressive", "conv"),
+                                          ("parallel", "patch")])
+def test_model_learns_a_batch_and_decodes(decoder, stem, language, observation):
     torch.manual_seed(0)
-    cfg = model_config("tiny", decoder=decoder, state_dim=6, action_dim=5, dropout=0.0)
+    cfg = model_config("tiny", decoder=decoder, vision_stem=stem, state_dim=6, action_dim=5,
+                       dropout=0.0)
     model = VLAModel(cfg, language.width)
     images, state, lang, mask = _batch(observation[0], language)
     target = torch.randint(0, cfg.n_bins, (4, cfg.chunk_length * 5))
@@ -104,6 +106,19 @@ def test_model_learns_a_batch_and_decodes(decoder, language, observation):
     tokens = model.generate(images, state, lang, mask)
     assert tokens.shape == (4, cfg.chunk_length * 5)
     assert torch.equal(tokens[0], target[0])
+
+
+def test_conv_stem_keeps_the_token_count_and_bad_stems_are_refused(language, observation):
+    images = _batch(observation[0], language, b=1)[0]["front"]
+    counts = {}
+    for stem in ("conv", "patch"):
+        cfg = model_config("tiny", vision_stem=stem, state_dim=6, action_dim=5)
+        counts[stem] = VLAModel(cfg, language.width).vision(images).shape[1]
+    assert counts["conv"] == counts["patch"] == cfg.n_patches + 1  # + the ViT's CLS token
+    with pytest.raises(ValueError, match="model.vision_stem='resnet'"):
+        model_config("tiny", vision_stem="resnet")
+    with pytest.raises(ValueError, match="model.patch_size=6 must be a multiple of 4"):
+        model_config("tiny", image_size=36, patch_size=6)
 
 
 def test_autoregressive_kv_cache_matches_teacher_forcing(language, observation):

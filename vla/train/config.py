@@ -21,6 +21,9 @@ class TrainConfig:
     warmup_steps: int = 200
     seed: int = 0
     num_workers: int = 2  # DataLoader processes
+    # Decode every frame into memory once (~50 KB per 128 px frame) instead of per epoch;
+    # with it, num_workers 0 leaves every core to the model.
+    preload: bool = False
     tokenizer_mode: str = "uniform"  # uniform | quantile
     label_sigma_bins: float = 2.0  # soft targets over neighbouring bins; 0 = plain CE
     augment: bool = True

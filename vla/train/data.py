@@ -51,8 +51,10 @@ def fit_action_tokenizer(paths: list[str], n_bins: int, mode: str,
     return tokenizer, stats
 
 
-def frame_dataset(paths: list[str], chunk: int, cameras: list[str]) -> ConcatDataset:
-    return ConcatDataset([FrameDataset(p, chunk=chunk, cameras=cameras) for p in paths])
+def frame_dataset(paths: list[str], chunk: int, cameras: list[str],
+                  preload: bool = False) -> ConcatDataset:
+    return ConcatDataset([FrameDataset(p, chunk=chunk, cameras=cameras, preload=preload)
+                          for p in paths])
 
 
 def collate(items: list[dict]) -> dict:

@@ -123,7 +123,7 @@ def train(cfg: TrainConfig, out: str, resume: bool = False, progress: bool | Non
         step = load_train_state(ckpt_dir, optimizer, scheduler, {"augment": augment_gen})["step"]
     ddp_model = distributed.wrap(model, dev)
 
-    dataset = frame_dataset(cfg.data, mcfg.chunk_length, mcfg.cameras)
+    dataset = frame_dataset(cfg.data, mcfg.chunk_length, mcfg.cameras, cfg.preload)
     per_step = cfg.batch_size * cfg.grad_accum
     sampler = EpochSampler(len(dataset), cfg.seed, rank, world, start=step * per_step)
     loader = DataLoader(dataset, batch_size=cfg.batch_size, sampler=sampler,
