@@ -132,6 +132,21 @@ def test_out_of_range_actions_are_clipped():
     np.testing.assert_array_equal(results[0], results[1])
 
 
+def test_episodes_start_from_random_hand_poses_unless_turned_off():
+    env = gym.make("sims/Pick-v0")
+    starts = [env.reset(seed=s)[0]["state"] for s in range(4)]
+    assert len({tuple(np.round(x[:3], 3)) for x in starts}) == 4  # four different poses
+    np.testing.assert_array_equal(env.reset(seed=2)[0]["state"], starts[2])
+    for x in starts:  # above the board, gripper open
+        assert 0.38 <= x[0] <= 0.62 and abs(x[1]) <= 0.17 and x[2] > 0.25 and x[5] > 0.9
+    fixed = gym.make("sims/Pick-v0", random_start=False)
+    homes = [fixed.reset(seed=s)[0]["state"] for s in range(2)]
+    np.testing.assert_allclose(homes[0], homes[1], atol=1e-4)
+    layout = [o["images"]["front"] for o in (env.reset(seed=5)[0], fixed.reset(seed=5)[0])]
+    assert env.unwrapped.goal.instruction == fixed.unwrapped.goal.instruction
+    assert not np.array_equal(*layout)  # same objects, the arm elsewhere
+
+
 def test_image_size_and_wrist_camera_are_configurable():
     env = gym.make("sims/Pick-v0", image_size=(64, 96), wrist_camera=True)
     obs, _ = env.reset(seed=0)
