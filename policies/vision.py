@@ -61,7 +61,7 @@ class VisionEncoder(nn.Module):
         else:
             # With the conv stem the ViT sees a (C, H/4, W/4) feature map, not pixels.
             conv = cfg.vision_stem == "conv"
-            self.stem = ConvStem(cfg.stem_channels) if conv else nn.Identity()
+            self.stem = ConvStem(cfg.stem_channels) if conv else None
             scale = 4 if conv else 1
             config = ViTConfig(
                 image_size=cfg.image_size // scale, patch_size=cfg.patch_size // scale,
@@ -81,11 +81,16 @@ class VisionEncoder(nn.Module):
         return self.model.config.to_dict()
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.features(images)[0]
+
+    def features(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(patch features (B, N, width), conv stem map (B, C, H/4, W/4) or None)."""
         x = images.permute(0, 3, 1, 2).to(self.mean.dtype) / 255.0  # (B, 3, H, W) in [0, 1]
         if x.shape[-1] != self.input_size or x.shape[-2] != self.input_size:
             x = F.interpolate(x, size=(self.input_size, self.input_size), mode="bilinear",
                               antialias=True, align_corners=False)
         x = (x - self.mean) / self.std
+        stem_map = None
         if self.stem is not None:
-            x = self.stem(x)  # (B, C, H/4, W/4) with the conv stem
-        return self.model(pixel_values=x).last_hidden_state  # (B, N, width)
+            x = stem_map = self.stem(x)  # (B, C, H/4, W/4) with the conv stem
+        return self.model(pixel_values=x).last_hidden_state, stem_map

@@ -20,6 +20,7 @@ from torch import nn
 
 from policies.config import ModelConfig
 from policies.hf_trunk import HFCausalTrunk
+from policies.keypoints import LanguageKeypoints
 from policies.transformer import Trunk
 from policies.vision import VisionEncoder
 
@@ -39,6 +40,8 @@ class VLAModel(nn.Module):
         self.vision = VisionEncoder(cfg, backbone_config, pretrained=pretrained_backbone)
         self.vision_proj = nn.Linear(self.vision.width, d)
         self.camera_embed = nn.Parameter(torch.zeros(len(cfg.cameras), 1, d))
+        self.keypoints = (LanguageKeypoints(cfg.stem_channels, language_width, cfg.keypoints, d)
+                          if cfg.keypoints else None)
         self.lang_proj = nn.Linear(language_width, d)
         self.lang_pos = nn.Parameter(torch.zeros(1, cfg.language_max_tokens, d))
         self.state_proj = nn.Linear(cfg.state_dim, d)
@@ -64,12 +67,14 @@ class VLAModel(nn.Module):
                       lang: torch.Tensor, lang_mask: torch.Tensor):
         """images: camera -> uint8 (B, H, W, 3); state (B, S); lang (B, L, W_lang); lang_mask
         (B, L). Returns prefix (B, T_p, D) and its key mask (B, T_p), True = real token."""
-        parts = []
-        for i, name in enumerate(self.cfg.cameras):
-            feats = self.vision(images[name])  # (B, N, W_vis)
-            parts.append(self.vision_proj(feats) + self.camera_embed[i])
         n_lang = min(lang.shape[1], self.cfg.language_max_tokens)
         lang, lang_mask = lang[:, :n_lang], lang_mask[:, :n_lang]
+        parts = []
+        for i, name in enumerate(self.cfg.cameras):
+            feats, stem_map = self.vision.features(images[name])  # (B, N, W_vis), (B, C, h, w)
+            parts.append(self.vision_proj(feats) + self.camera_embed[i])
+            if self.keypoints is not None:  # (B, 1, D): where the instruction's objects are
+                parts.append(self.keypoints(stem_map, lang, lang_mask) + self.camera_embed[i])
         parts.append(self.lang_proj(lang) + self.lang_pos[:, :n_lang])
         state = (state - self.state_mean) / self.state_std
         parts.append(self.state_proj(state).unsqueeze(1))  # (B, 1, D)

@@ -223,7 +223,6 @@ class TabletopEnv(gym.Env):
             "control_hz": spec.control_hz,
             "state_names": list(spec.state_names),
             "cameras": {c.name: [c.height, c.width] for c in self.camera_configs},
-            "random_start": self.random_start,
         }
 
     def episode_metadata(self) -> dict:
@@ -240,4 +239,5 @@ class TabletopEnv(gym.Env):
             "control_hz": spec.control_hz,
             "robot_spec": spec.to_dict(),
             "cameras": {c.name: [c.height, c.width] for c in self.camera_configs},
+            "random_start": self.random_start,
         }

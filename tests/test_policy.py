@@ -88,7 +88,7 @@ def _batch(obs, language, b=4):
 def test_model_learns_a_batch_and_decodes(decoder, stem, language, observation):
     torch.manual_seed(0)
     cfg = model_config("tiny", decoder=decoder, vision_stem=stem, state_dim=6, action_dim=5,
-                       dropout=0.0)
+                       dropout=0.0, keypoints=4 if stem == "conv" else 0)
     model = VLAModel(cfg, language.width)
     images, state, lang, mask = _batch(observation[0], language)
     target = torch.randint(0, cfg.n_bins, (4, cfg.chunk_length * 5))
@@ -112,13 +112,34 @@ def test_conv_stem_keeps_the_token_count_and_bad_stems_are_refused(language, obs
     images = _batch(observation[0], language, b=1)[0]["front"]
     counts = {}
     for stem in ("conv", "patch"):
-        cfg = model_config("tiny", vision_stem=stem, state_dim=6, action_dim=5)
+        cfg = model_config("tiny", vision_stem=stem, state_dim=6, action_dim=5, keypoints=0)
         counts[stem] = VLAModel(cfg, language.width).vision(images).shape[1]
     assert counts["conv"] == counts["patch"] == cfg.n_patches + 1  # + the ViT's CLS token
     with pytest.raises(ValueError, match="model.vision_stem='resnet'"):
         model_config("tiny", vision_stem="resnet")
     with pytest.raises(ValueError, match="model.patch_size=6 must be a multiple of 4"):
         model_config("tiny", image_size=36, patch_size=6)
+    with pytest.raises(ValueError, match="model.keypoints=4 needs a from-scratch ViT"):
+        model_config("tiny", vision_stem="patch")
+
+
+def test_keypoints_follow_the_instruction_and_the_image(language, observation):
+    """The keypoint token changes when the instruction or the image changes (FiLM and
+    spatial softmax are wired in), and it is one extra prefix token."""
+    torch.manual_seed(0)
+    cfg = model_config("tiny", state_dim=6, action_dim=5)
+    model = VLAModel(cfg, language.width).eval()
+    torch.nn.init.normal_(model.keypoints.film.weight, std=0.5)  # zero-initialised: wake it
+    images, state, lang, mask = _batch(observation[0], language, b=1)
+    other_lang, other_mask = language.encode(["touch the purple bar"])
+    with torch.no_grad():
+        prefix, _ = model.encode_prefix(images, state, lang, mask)
+        _, stem_map = model.vision.features(images["front"])
+        token = model.keypoints(stem_map, lang, mask)
+        reworded = model.keypoints(stem_map, other_lang, other_mask)
+        flipped = model.keypoints(model.vision.features(images["front"].flip(2))[1], lang, mask)
+    assert prefix.shape[1] == cfg.n_patches + 1 + 1 + lang.shape[1] + 1  # + CLS + keypoints
+    assert not torch.allclose(token, reworded) and not torch.allclose(token, flipped)
 
 
 def test_autoregressive_kv_cache_matches_teacher_forcing(language, observation):

@@ -4,8 +4,8 @@ The training loop is `vla train`'s (vla/train/loop.py: progress, TensorBoard, at
 checkpoints, exact --resume, DDP, evaluation at the end); what differs is the `Start`:
 
 - full:            every weight of the checkpoint trains;
-- frozen-encoders: the vision encoder and its projection stay frozen (the language encoder
-                   always is);
+- frozen-encoders: the vision encoder, its projection and keypoints stay frozen (the language
+                   encoder always is);
 - lora:            peft LoRA matrices in the trunk (and the ViT with lora_vision=true) plus
                    the action head train; RUN/checkpoint is then a small adapter directory
                    (policies/adapters.py) tied to its base, and `--merge` also writes a
@@ -32,7 +32,7 @@ from vla.train.config import TrainConfig
 
 METHODS = ("full", "frozen-encoders", "lora")
 DEFAULT_LR = {"full": 1e-4, "frozen-encoders": 2e-4, "lora": 1e-3}
-FROZEN_ENCODERS = ("vision.", "vision_proj.")
+FROZEN_ENCODERS = ("vision.", "vision_proj.", "keypoints.")
 LORA_KEY = "finetune"  # peft's name for the adapter inside the model while training
 PROVENANCE = "finetune.json"
 
