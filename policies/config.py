@@ -63,7 +63,8 @@ class ModelConfig:
         if self.keypoints < 0 or (self.keypoints and (self.vision_stem != "conv"
                                                      or self.vision_backbone)):
             raise ValueError(f"model.keypoints={self.keypoints} needs a from-scratch ViT "
-                             f"with model.vision_stem='conv' (and keypoints >= 0)")
+                             f"with model.vision_stem='conv' (and keypoints >= 0); set "
+                             f"model.keypoints=0 with a pretrained vision_backbone")
         for name in ("d_model", "vision_width"):
             heads = self.heads if name == "d_model" else self.vision_heads
             if getattr(self, name) % heads:

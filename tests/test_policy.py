@@ -210,7 +210,7 @@ def test_pretrained_vision_and_language_load_from_local_directories(tmp_path, ob
         shutil.copy(f"{minilm}/{name}", text_dir / name)
     language = LanguageEncoder(str(text_dir), 16)
     assert language.width == 32
-    _save_tiny(tmp_path / "ckpt", language, contract, vision_backbone=str(vit_dir),
+    _save_tiny(tmp_path / "ckpt", language, contract, vision_backbone=str(vit_dir), keypoints=0,
                language_model=str(text_dir))
     first = VLAPolicy.from_pretrained(tmp_path / "ckpt", device="cpu").infer(obs)
     shutil.rmtree(vit_dir)  # the checkpoint alone rebuilds the backbone from its config
