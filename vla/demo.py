@@ -17,8 +17,10 @@ import sys
 import numpy as np
 
 # (scene, seed): three different kinds of command, each in its own scene. The command is
-# the scene's own instruction, so the scene's success test judges it.
-DEMO_EPISODES = (("sims/Pick-v0", 2), ("sims/PushTo-v0", 4), ("sims/Stack-v0", 6))
+# the scene's own instruction, so the scene's success test judges it. Pick and touch are
+# what the default policy does best; place is a harder task it often fails (23% on L1,
+# docs/RESULTS.md), left in so the demo shows both.
+DEMO_EPISODES = (("sims/Pick-v0", 2), ("sims/Touch-v0", 4), ("sims/Place-v0", 6))
 
 
 def run_policy_demo(checkpoint: str | None, out: str) -> list[tuple[str, bool]]:
