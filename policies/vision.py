@@ -13,7 +13,8 @@ IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
 
 class ConvStem(nn.Module):
-    """Two stride-2 3x3 convolutions in front of the ViT: (B, 3, H, W) -> (B, C, H/4, W/4).
+    """Three 3x3 convolutions (two of stride 2) in front of the ViT:
+    (B, 3, H, W) -> (B, C, H/4, W/4).
 
     A ViT trained from scratch on a few thousand demonstrations learns slowly to see
     small objects through a single linear patch projection; a convolutional stem gives
