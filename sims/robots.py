@@ -112,9 +112,7 @@ class SimArm:
             self.p.resetJointState(self.body, j, q)
         self._set_fingers(self.spec.max_gripper_opening_m, instant=True)
         pos, yaw = self.ee_pose()
-        self.target_pos = np.array(pos, dtype=np.float64)
-        self.target_yaw = yaw
-        self.command(self.target_pos, yaw, 1.0)
+        self.command(np.array(pos, dtype=np.float64), yaw, 1.0)  # hold the home pose
 
     def _link_pose(self) -> tuple[np.ndarray, float]:
         """IK link position and its raw yaw (rotation about world z, not wrapped)."""
