@@ -10,6 +10,13 @@ from policies.config import ModelConfig
 
 # Pretrained backbones expect ImageNet statistics; our from-scratch ViT uses 0.5/0.5.
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+# The from-scratch ViT's attention. On 2 CPU cores eager attention trains the small model
+# 10-15% faster than SDPA, whose CPU flash kernel is slow backwards over 36 tokens
+# (benchmarks/train_throughput.py); the weights are the same either way.
+VIT_ATTENTION = "eager"
+# Contiguous NCHW frames into the encoder: the permuted uint8 view is channels-last, where
+# the conv stem's GroupNorm backward cost ~10% of a CPU training step.
+INPUT_FORMAT = torch.contiguous_format
 
 
 class ConvStem(nn.Module):
@@ -70,6 +77,7 @@ class VisionEncoder(nn.Module):
                 hidden_size=cfg.vision_width, num_hidden_layers=cfg.vision_layers,
                 num_attention_heads=cfg.vision_heads, intermediate_size=4 * cfg.vision_width,
                 hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0,
+                attn_implementation=VIT_ATTENTION,
             )
             self.model = ViTModel(config, add_pooling_layer=False)
             mean, std = (0.5, 0.5, 0.5), (0.5, 0.5, 0.5)
@@ -86,7 +94,8 @@ class VisionEncoder(nn.Module):
 
     def features(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         """(patch features (B, N, width), conv stem map (B, C, H/4, W/4) or None)."""
-        x = images.permute(0, 3, 1, 2).to(self.mean.dtype) / 255.0  # (B, 3, H, W) in [0, 1]
+        x = images.permute(0, 3, 1, 2).contiguous(memory_format=INPUT_FORMAT)  # (B, 3, H, W)
+        x = x.to(self.mean.dtype) / 255.0  # in [0, 1]
         if x.shape[-1] != self.input_size or x.shape[-2] != self.input_size:
             x = F.interpolate(x, size=(self.input_size, self.input_size), mode="bilinear",
                               antialias=True, align_corners=False)

@@ -1,10 +1,15 @@
-"""Scripted experts: IK waypoints per task, driven by the simulator's object poses.
+"""Scripted experts: stateless feedback controllers driven by the simulator's state.
 
 An expert reads where things are (that is what a script may know) but acts only
 through the env's normal action: normalised end-effector deltas and a gripper
-command, the same channel a learned policy uses. Each plan is a generator that
-yields one action per control step and re-reads object poses every step, so it
-corrects for slips, pushes that drift, and injected noise.
+command, the same channel a learned policy uses.
+
+Each expert is *stateless*: every step it infers the phase of the task from the world
+(is the target gripped? over the goal? resting on it?) and returns the action for that
+phase. It therefore acts sensibly from any state the simulator can be in, including
+states a learned policy drove it into, which is what DAgger needs to relabel a
+policy's rollouts (`vla dagger`). It also recovers from its own slips: a dropped block
+is picked up again, a push that drifts is re-approached.
 
 Noise injection ("perturbed execution, clean labels"): `perturb(action)` adds
 Gaussian noise to the action that is executed, while the dataset records the clean
@@ -14,36 +19,38 @@ action the expert wanted; the data then shows recoveries from small errors.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator
 
 import numpy as np
 
 from sims.robots import wrap_gripper_yaw
-from sims.scene import SHAPES, SceneObject, object_pose
+from sims.scene import SHAPES, ZONE_HALF, SceneObject, object_pose
 
 OPEN, CLOSED, PUSH_GRIP = 1.0, -1.0, -0.25
 HOVER_Z = 0.12
 CARRY_Z = 0.14
 REACH_TOL = 0.006  # metres
 SPEED = 0.8  # fraction of the robot's largest step the expert uses
+# Phase tests (metres, radians). Generous enough that execution noise (0.1 of a 5 cm
+# step) does not make the phase flicker, tight enough that a grasp closes centred.
+ALIGNED_XY = 0.012  # hand over the object: descend
+ABOVE_XY = 0.02  # within this of the hover point: start descending
+AT_GRASP = 0.01  # hand within this of the grasp point: close
+YAW_TOL = 0.1
+GRIP_SLACK = 0.005  # fingers closed to the object's width plus this = gripped
+LIFTED = 0.02  # a gripped object this far above its resting height is carried
 
 
 class Expert:
-    """`act()` returns the clean action for the env's current state."""
+    """`act()` returns the clean action for the env's current state (no memory)."""
 
     def __init__(self, env, noise: float = 0.0, seed: int | None = None) -> None:
         self.env = env.unwrapped
         self.noise = float(noise)
         self.rng = np.random.default_rng(seed)
-        self._plan: Iterator[np.ndarray] | None = None
-        self._episode = None
 
     # -- public -------------------------------------------------------------------------
     def act(self) -> np.ndarray:
-        if self._episode is not self.env.goal:  # a new episode: start a fresh plan
-            self._episode = self.env.goal
-            self._plan = PLANS[self.env.task_name](self)
-        return next(self._plan).astype(np.float32)
+        return POLICIES[self.env.task_name](self).astype(np.float32)
 
     def perturb(self, action: np.ndarray) -> np.ndarray:
         """The action to execute: clean action plus noise on the motion dimensions."""
@@ -53,7 +60,7 @@ class Expert:
         noisy[:4] += self.rng.normal(0.0, self.noise, size=4)
         return np.clip(noisy, -1.0, 1.0).astype(np.float32)
 
-    # -- building blocks ----------------------------------------------------------------
+    # -- reading the world --------------------------------------------------------------
     @property
     def goal(self):
         return self.env.goal
@@ -64,6 +71,16 @@ class Expert:
     def ee(self) -> tuple[np.ndarray, float]:
         return self.env.robot.ee_pose()
 
+    def gripped(self, obj: SceneObject) -> bool:
+        """The fingers are closed on `obj`: touching it, no wider than it plus slack."""
+        robot = self.env.robot
+        return robot.touches(obj.body) and robot.gripper_opening_m() < _width(obj) + GRIP_SLACK
+
+    def carried(self, obj: SceneObject) -> bool:
+        """Gripped and off the table."""
+        return self.gripped(obj) and self.pose(obj)[0][2] > _rest_z(obj) + LIFTED
+
+    # -- actions ------------------------------------------------------------------------
     def action_towards(self, pos: np.ndarray, yaw: float, grip: float) -> np.ndarray:
         spec = self.env.spec_robot
         ee, ee_yaw = self.ee()
@@ -74,26 +91,14 @@ class Expert:
         dyaw = wrap_gripper_yaw(yaw - ee_yaw) / spec.max_step_yaw_rad
         return np.array([*delta, np.clip(dyaw, -SPEED, SPEED), grip], dtype=np.float32)
 
-    def goto(
-        self, target: Callable[[], tuple[np.ndarray, float]], grip: float,
-        tol: float = REACH_TOL, max_steps: int = 40,
-    ) -> Iterator[np.ndarray]:
-        """Move until the end effector is within `tol` of a (possibly moving) target."""
-        for _ in range(max_steps):
-            pos, yaw = target()
-            ee, ee_yaw = self.ee()
-            if np.linalg.norm(pos - ee) < tol and abs(wrap_gripper_yaw(yaw - ee_yaw)) < 0.05:
-                return
-            yield self.action_towards(pos, yaw, grip)
+    def stay(self, grip: float) -> np.ndarray:
+        pos, yaw = self.ee()
+        return self.action_towards(pos, yaw, grip)
 
-    def wait(self, steps: int, grip: float) -> Iterator[np.ndarray]:
-        for _ in range(steps):
-            pos, yaw = self.ee()
-            yield self.action_towards(pos, yaw, grip)
-
-    def hold_forever(self, grip: float) -> Iterator[np.ndarray]:
-        while True:
-            yield from self.wait(1, grip)
+    def rise(self, grip: float, z: float = HOVER_Z) -> np.ndarray:
+        """Straight up (or stay at `z`), keeping the yaw."""
+        pos, yaw = self.ee()
+        return self.action_towards(np.array([pos[0], pos[1], max(pos[2], z)]), yaw, grip)
 
     def grasp_yaw(self, obj: SceneObject) -> float:
         """Yaw that closes the fingers across the object's narrow side, nearest the current yaw."""
@@ -108,62 +113,76 @@ class Expert:
             base = base + round((current - base) / (math.pi / 2)) * (math.pi / 2)
         return wrap_gripper_yaw(base)
 
-    def pick_up(self, obj: SceneObject) -> Iterator[np.ndarray]:
+    def pick_up(self, obj: SceneObject) -> np.ndarray:
+        """Hover over `obj`, descend open, close, lift straight up to the carry height."""
+        ee, ee_yaw = self.ee()
+        if self.gripped(obj):
+            return self.rise(CLOSED, CARRY_Z)
         yaw = self.grasp_yaw(obj)
+        obj_xy = self.pose(obj)[0][:2]
+        at = np.array([*obj_xy, max(obj.half_height, 0.016)])
+        xy_err = np.linalg.norm(ee[:2] - obj_xy)
+        aligned = abs(wrap_gripper_yaw(yaw - ee_yaw)) < YAW_TOL
+        if np.linalg.norm(ee - at) < AT_GRASP and aligned:
+            if self.env.robot.gripper_opening_m() < _width(obj) - GRIP_SLACK:
+                return self.rise(OPEN)  # closed on nothing: missed, try again from above
+            return self.action_towards(at, yaw, CLOSED)
+        if xy_err < ALIGNED_XY or (xy_err < ABOVE_XY and ee[2] < HOVER_Z - 0.01):
+            return self.action_towards(at, yaw, OPEN)  # over it: descend
+        if ee[2] < HOVER_Z - 0.03 and xy_err < 0.06:
+            return self.rise(OPEN)  # low beside it: up first, do not sweep into it
+        return self.action_towards(np.array([*obj_xy, HOVER_Z]), yaw, OPEN)
 
-        def above():
-            return self.pose(obj)[0] * [1, 1, 0] + [0, 0, HOVER_Z], yaw
+    def put_down(self, obj: SceneObject, xy: np.ndarray, z: float, done: bool) -> np.ndarray:
+        """Carry `obj` over `xy`, lower it to `z`, open, and back off once `done`."""
+        if done:  # released where it belongs: open fully, then back off upwards
+            if self.env.robot.gripper_opening_m() < _width(obj) + 0.015:
+                return self.stay(OPEN)
+            return self.rise(OPEN)
+        if not self.gripped(obj):
+            return self.pick_up(obj)
+        ee, yaw = self.ee()
+        # Aim the object, not the hand, at `xy`: a block held off-centre lands right too.
+        xy = xy + ee[:2] - self.pose(obj)[0][:2]
+        err = np.linalg.norm(ee[:2] - xy)
+        if err > ABOVE_XY:  # not over the goal yet: travel at the carry height
+            if not self.carried(obj) or ee[2] < CARRY_Z - 0.04:
+                return self.rise(CLOSED, CARRY_Z)  # lift clear before moving sideways
+            return self.action_towards(np.array([*xy, max(ee[2], CARRY_Z)]), yaw, CLOSED)
+        target = np.array([*xy, z])
+        if err < ALIGNED_XY and abs(ee[2] - z) < REACH_TOL:
+            return self.action_towards(target, yaw, OPEN)  # there: let go
+        return self.action_towards(target, yaw, CLOSED)  # lower it, correcting sideways
 
-        def at():
-            return self.pose(obj)[0] * [1, 1, 0] + [0, 0, max(obj.half_height, 0.016)], yaw
-
-        yield from self.goto(above, OPEN, tol=0.02)
-        yield from self.goto(at, OPEN)
-        yield from self.wait(3, CLOSED)
-        lift = self.ee()[0] * [1, 1, 0] + [0, 0, CARRY_Z]
-        yield from self.goto(lambda: (lift, yaw), CLOSED, tol=0.02)
-
-    def release_at(self, xy: np.ndarray, z: float) -> Iterator[np.ndarray]:
-        yaw = self.ee()[1]
-        yield from self.goto(lambda: (np.array([xy[0], xy[1], CARRY_Z]), yaw), CLOSED, tol=0.01)
-        yield from self.goto(lambda: (np.array([xy[0], xy[1], z]), yaw), CLOSED)
-        yield from self.wait(3, OPEN)
-        yield from self.goto(lambda: (np.array([xy[0], xy[1], HOVER_Z]), yaw), OPEN, tol=0.02)
-
-    def push(self, obj: SceneObject, goal_xy: Callable[[], np.ndarray], stop_dist: float,
-             ) -> Iterator[np.ndarray]:
-        """Push `obj` along a straight line to `goal_xy()`, re-approaching if it slips away."""
+    def push(self, obj: SceneObject, goal_xy: np.ndarray, stop_dist: float) -> np.ndarray:
+        """Push `obj` in a straight line to `goal_xy`: from behind it, at fingertip height;
+        if the hand is not behind the object, lift and approach again."""
         kind, dims = SHAPES[obj.shape]
         radius = max(dims[0], dims[1]) if kind == "box" else dims[0]
         push_z = 0.018
-        for _attempt in range(4):
-            xy = self.pose(obj)[0][:2]
-            direction = _unit(goal_xy() - xy)
-            yaw = wrap_gripper_yaw(math.atan2(direction[1], direction[0]))
-            start = xy - direction * (radius + 0.035)
-            yield from self.goto(lambda: (np.array([*start, HOVER_Z]), yaw), PUSH_GRIP, tol=0.015)
-            yield from self.goto(lambda: (np.array([*start, push_z]), yaw), PUSH_GRIP, tol=0.01)
-            for _ in range(60):
-                xy = self.pose(obj)[0][:2]
-                to_goal = goal_xy() - xy
-                if np.linalg.norm(to_goal) < stop_dist:
-                    yield from self.wait(1, PUSH_GRIP)
-                    up = self.ee()[0] * [1, 1, 0] + [0, 0, HOVER_Z]
-                    yield from self.goto(lambda: (up, yaw), PUSH_GRIP, tol=0.02)
-                    return
-                direction = _unit(to_goal)
-                contact = xy - direction * (radius + 0.012)
-                ee = self.ee()[0][:2]
-                offset = ee - contact
-                lateral = offset - np.dot(offset, direction) * direction
-                if np.linalg.norm(lateral) > 0.025 or np.dot(ee - xy, direction) > -radius * 0.5:
-                    break  # lost the object: lift and approach again
-                step = min(0.025, np.linalg.norm(to_goal))
-                target_xy = contact + direction * step
-                yaw = wrap_gripper_yaw(math.atan2(direction[1], direction[0]))
-                yield self.action_towards(np.array([*target_xy, push_z]), yaw, PUSH_GRIP)
-            up = self.ee()[0] * [1, 1, 0] + [0, 0, HOVER_Z]
-            yield from self.goto(lambda: (up, yaw), PUSH_GRIP, tol=0.02)
+        ee, ee_yaw = self.ee()
+        xy = self.pose(obj)[0][:2]
+        to_goal = goal_xy - xy
+        if np.linalg.norm(to_goal) < stop_dist:
+            return self.rise(PUSH_GRIP)  # arrived: back off upwards
+        direction = _unit(to_goal)
+        yaw = wrap_gripper_yaw(math.atan2(direction[1], direction[0]))
+        contact = xy - direction * (radius + 0.012)
+        offset = ee[:2] - contact
+        lateral = np.linalg.norm(offset - np.dot(offset, direction) * direction)
+        along = np.dot(ee[:2] - xy, direction)
+        behind = lateral < 0.025 and -(radius + 0.06) < along < -radius * 0.5
+        if behind and ee[2] < push_z + 0.015:
+            step = min(0.025, np.linalg.norm(to_goal))
+            return self.action_towards(np.array([*(contact + direction * step), push_z]), yaw,
+                                       PUSH_GRIP)
+        start = xy - direction * (radius + 0.035)
+        near_start = np.linalg.norm(ee[:2] - start)
+        if near_start < 0.015 or (behind and near_start < 0.03):
+            return self.action_towards(np.array([*start, push_z]), yaw, PUSH_GRIP)
+        if ee[2] < HOVER_Z - 0.03:
+            return self.rise(PUSH_GRIP)  # up before moving round the object
+        return self.action_towards(np.array([*start, HOVER_Z]), yaw, PUSH_GRIP)
 
 
 def _unit(v: np.ndarray) -> np.ndarray:
@@ -171,70 +190,72 @@ def _unit(v: np.ndarray) -> np.ndarray:
     return v / n if n > 1e-9 else np.array([1.0, 0.0])
 
 
-# -- plans per task ---------------------------------------------------------------------
+def _width(obj: SceneObject) -> float:
+    """The object's extent across the closed fingers (its narrow side)."""
+    kind, dims = SHAPES[obj.shape]
+    return 2 * (min(dims[0], dims[1]) if kind == "box" else dims[0])
 
 
-def _pick_plan(x: Expert):
-    yield from x.pick_up(x.goal.target)
-    yield from x.hold_forever(CLOSED)
+def _rest_z(obj: SceneObject) -> float:
+    return obj.half_height
 
 
-def _place_plan(x: Expert):
-    yield from x.pick_up(x.goal.target)
-    yield from x.release_at(x.goal.zone.center, x.goal.target.half_height + 0.015)
-    yield from x.hold_forever(OPEN)
+# -- one policy per task: world state -> action -------------------------------------------
 
 
-def _stack_plan(x: Expert):
+def _pick(x: Expert) -> np.ndarray:
+    return x.pick_up(x.goal.target)
+
+
+def _place(x: Expert) -> np.ndarray:
+    target, zone = x.goal.target, x.goal.zone
+    pos = x.pose(target)[0]
+    inside = bool(np.all(np.abs(pos[:2] - zone.center) < ZONE_HALF - 0.01))
+    done = inside and pos[2] < target.half_height + 0.01
+    return x.put_down(target, zone.center, target.half_height + 0.015, done)
+
+
+def _stack(x: Expert) -> np.ndarray:
     top, base = x.goal.target, x.goal.other
-    yield from x.pick_up(top)
     base_pos = x.pose(base)[0]
+    top_pos = x.pose(top)[0]
     z = base_pos[2] + base.half_height + max(top.half_height, 0.016) + 0.012
-    yield from x.release_at(base_pos[:2], z)
-    yield from x.hold_forever(OPEN)
+    height = top_pos[2] - base_pos[2]
+    done = (np.linalg.norm(top_pos[:2] - base_pos[:2]) < 0.02
+            and abs(height - (top.half_height + base.half_height)) < 0.01)
+    return x.put_down(top, base_pos[:2], z, done)
 
 
-def _push_to_plan(x: Expert):
-    yield from x.push(x.goal.target, lambda: x.goal.location, stop_dist=0.02)
-    yield from x.hold_forever(PUSH_GRIP)
+def _push_to(x: Expert) -> np.ndarray:
+    return x.push(x.goal.target, x.goal.location, stop_dist=0.02)
 
 
-def _push_next_plan(x: Expert):
-    other = x.goal.other
-
-    def beside():
-        # Aim for the side of the neighbour facing the pushed object.
-        anchor = x.pose(other)[0][:2]
-        here = x.pose(x.goal.target)[0][:2]
-        return anchor - 0.05 * _unit(anchor - here)
-
-    yield from x.push(x.goal.target, beside, stop_dist=0.012)
-    yield from x.hold_forever(PUSH_GRIP)
+def _push_next(x: Expert) -> np.ndarray:
+    # Aim for the side of the neighbour facing the pushed object.
+    anchor = x.pose(x.goal.other)[0][:2]
+    here = x.pose(x.goal.target)[0][:2]
+    return x.push(x.goal.target, anchor - 0.05 * _unit(anchor - here), stop_dist=0.012)
 
 
-def _touch_plan(x: Expert):
+def _touch(x: Expert) -> np.ndarray:
     obj = x.goal.target
-    yaw = x.ee()[1]
-
-    def above():
-        return x.pose(obj)[0] * [1, 1, 0] + [0, 0, HOVER_Z], yaw
-
-    def on_top():
-        pos = x.pose(obj)[0]
-        return pos * [1, 1, 0] + [0, 0, pos[2] + obj.half_height - 0.01], yaw
-
-    yield from x.goto(above, CLOSED, tol=0.02)
-    yield from x.goto(on_top, CLOSED)
-    yield from x.hold_forever(CLOSED)
+    ee, yaw = x.ee()
+    pos = x.pose(obj)[0]
+    if np.linalg.norm(ee[:2] - pos[:2]) > ABOVE_XY and ee[2] < HOVER_Z - 0.03:
+        return x.rise(CLOSED)
+    if np.linalg.norm(ee[:2] - pos[:2]) > ABOVE_XY:
+        return x.action_towards(pos * [1, 1, 0] + [0, 0, HOVER_Z], yaw, CLOSED)
+    return x.action_towards(pos * [1, 1, 0] + [0, 0, pos[2] + obj.half_height - 0.01], yaw,
+                            CLOSED)
 
 
-PLANS = {
-    "pick": _pick_plan,
-    "place": _place_plan,
-    "stack": _stack_plan,
-    "push_to": _push_to_plan,
-    "push_next": _push_next_plan,
-    "touch": _touch_plan,
+POLICIES = {
+    "pick": _pick,
+    "place": _place,
+    "stack": _stack,
+    "push_to": _push_to,
+    "push_next": _push_next,
+    "touch": _touch,
 }
 
 

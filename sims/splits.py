@@ -5,9 +5,13 @@
 - L3: unseen colours (orange, purple, pink, white) and the unseen shape "bar".
 - L4: the held-out task (`HELD_OUT_TASK`), never in the default training mix.
 
-Training and evaluation draw episodes from different random streams: the stream is
-seeded with (seed, split, mode), so evaluation episodes never repeat training ones,
-whatever seed numbers the two use.
+Episodes come from three random streams (modes), each seeded with (seed, split, mode),
+so no stream repeats another's episodes, whatever seed numbers they use:
+
+- "train": demonstrations (`vla collect`, DAgger).
+- "val": validation, for choices made while developing (recipes, ablations, checks during
+  training); a policy tuned on it is still judged on fresh episodes.
+- "eval": evaluation, for the numbers reported at the end (`vla eval`).
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ import numpy as np
 from sims.scene import TRAIN_COLORS, TRAIN_SHAPES, UNSEEN_COLORS, UNSEEN_SHAPES
 
 SPLITS = ("L1", "L2", "L3", "L4")
-MODES = ("train", "eval")
+MODES = ("train", "eval", "val")  # append only: a mode's index seeds its stream
 HELD_OUT_TASK = "push_next"
 # The target colour each task never sees in training (L1); L2 uses exactly these.
 HELD_OUT_COMBOS: dict[str, str] = {

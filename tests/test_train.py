@@ -106,7 +106,7 @@ def test_eval_reports_success_with_intervals_and_is_reproducible(tiny_datasets, 
     assert cell["ci95"][0] <= cell["success"] <= cell["ci95"][1]
     for name in ("results.json", "results.md", "success.png"):
         assert (tmp_path / "eval" / name).is_file()
-    assert list((tmp_path / "eval" / "videos").glob("*.mp4"))
+    assert list((tmp_path / "eval" / "videos").rglob("*.mp4"))
     assert main(args) == 0
     second = json.loads(capsys.readouterr().out)
     assert first["cells"] == second["cells"]

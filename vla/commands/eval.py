@@ -1,26 +1,41 @@
-"""`vla eval`: success of a policy per task and split, with 95% intervals and videos."""
+"""`vla eval`: success of a policy per task and split, with 95% intervals, how far the
+failures got stage by stage, and videos."""
 
 from __future__ import annotations
+
+import sys
 
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
         "eval", help="evaluate a policy in the simulator (success per task and split)",
-        description="Closed-loop evaluation on evaluation seeds (never seen in training). "
-                    "Without --checkpoint, the shipped default policy is evaluated.",
+        description="Closed-loop evaluation in the simulator: success per task and split "
+                    "with 95% intervals, and for each task how far episodes got, stage by "
+                    "stage (sims/stages.py), with failure videos grouped by the stage they "
+                    "stopped at. Episodes come from the evaluation stream (mode=eval), "
+                    "never seen in training: report final numbers on it. Make choices "
+                    "(recipes, ablations, checks during training) on the validation stream "
+                    "(--validation) instead, so the final numbers stay unbiased. Without "
+                    "--checkpoint, the shipped default policy is evaluated.",
     )
     p.add_argument("--checkpoint", help="checkpoint directory (or a run directory, or a LoRA "
-                                        "adapter: it is loaded onto its base)")
-    p.add_argument("--tasks", nargs="+", help="env ids or task names (default: all Panda "
-                   "tasks)")
+                                        "adapter: it is loaded onto its base), or a builtin "
+                                        "baseline: builtin:hold, builtin:random")
+    p.add_argument("--tasks", nargs="+", help="env ids or task names (default: all tasks of "
+                   "the policy's robot)")
     p.add_argument("--splits", default="L1,L2,L3,L4", help="comma-separated (default all)")
     p.add_argument("--episodes", type=int, default=50, help="episodes per task and split")
     p.add_argument("--seed", type=int, default=0, help="first evaluation seed")
+    p.add_argument("--validation", action="store_true",
+                   help="run the validation stream (mode=val) instead of the evaluation "
+                        "stream: for choosing recipes and ablations, not for final numbers")
     p.add_argument("--execute-steps", type=int, default=None,
                    help="actions of each chunk executed before re-querying (default: all)")
     p.add_argument("--videos", type=int, default=1,
-                   help="videos kept per task and split, of successes and of failures")
-    p.add_argument("--out", help="directory for results.json/.md, success.png, videos/")
+                   help="videos kept per task and split: this many successes, and this "
+                        "many failures for each stage where failures stopped")
+    p.add_argument("--out", help="directory for results.json/.md, stages.md, success.png, "
+                                 "videos/successes/, videos/failures/<stage>/")
     p.add_argument("--json", action="store_true", help="print the results as JSON")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda")
     p.add_argument("--quantize", choices=("none", "int8"), default="none",
@@ -28,31 +43,69 @@ def register(subparsers) -> None:
     p.set_defaults(func=run)
 
 
+def _load(args, tasks: list[str] | None):
+    """(policy, env ids): a checkpoint, or a builtin baseline given the first task's
+    action contract (Panda tasks by default)."""
+    import sims
+    from vla.envs import resolve_env_id
+
+    env_ids = [resolve_env_id(t) for t in tasks] if tasks else None
+    if args.checkpoint and args.checkpoint.startswith("builtin:"):
+        import gymnasium as gym
+
+        from vla.contract import ActionContract
+        from vla.serving.policies import load_policy as load_builtin
+
+        if args.quantize != "none":
+            raise ValueError(f"policy {args.checkpoint!r} has no weights to quantize")
+        env_ids = env_ids or [e for e in sims.ENV_IDS if sims.env_task(e)[1] == "panda"]
+        env = gym.make(env_ids[0])
+        contract = ActionContract.from_env(env)
+        env.close()
+        return load_builtin(args.checkpoint, contract=contract), env_ids
+    from policies.registry import load_policy
+
+    policy = load_policy(args.checkpoint, device=args.device, quantize=args.quantize)
+    robot = policy.contract.robot
+    return policy, env_ids or [e for e in sims.ENV_IDS if sims.env_task(e)[1] == robot]
+
+
 def run(args) -> int:
     import json
 
-    import sims
-    from policies.registry import load_policy
-    from vla.envs import resolve_env_id
-    from vla.eval.report import markdown_table, public_result, write_report
-    from vla.eval.run import evaluate
+    from vla.eval.report import (
+        caption,
+        markdown_table,
+        public_result,
+        stage_table,
+        write_episode_video,
+        write_report,
+    )
+    from vla.eval.run import STREAM_NAMES, evaluate, plan_cells
 
     if args.episodes < 1:
         raise ValueError(f"--episodes={args.episodes}; expected at least 1")
-    policy = load_policy(args.checkpoint, device=args.device, quantize=args.quantize)
-    if args.tasks:
-        env_ids = [resolve_env_id(t) for t in args.tasks]
-    else:
-        env_ids = [e for e in sims.ENV_IDS if sims.env_task(e)[1] == policy.contract.robot]
+    mode = "val" if args.validation else "eval"
     splits = [s.strip() for s in args.splits.split(",") if s.strip()]
+    policy, env_ids = _load(args, args.tasks)
+    cells = plan_cells(env_ids, splits)
+    last = args.seed + args.episodes - 1
+    print(f"vla eval: {len(cells)} task/split cells x {args.episodes} episodes = "
+          f"{len(cells) * args.episodes} episodes; splits {','.join(splits)}; "
+          f"{STREAM_NAMES[mode]} stream (mode={mode}), seeds {args.seed}-{last}",
+          file=sys.stderr, flush=True)
+    on_video = (lambda rec: write_episode_video(rec, args.out)) if args.out else None
     result = evaluate(policy, env_ids, splits, args.episodes, seed=args.seed,
-                      execute_steps=args.execute_steps, videos=args.videos if args.out else 0)
+                      execute_steps=args.execute_steps, videos=args.videos if args.out else 0,
+                      mode=mode, on_video=on_video)
     if args.out:
         paths = write_report(result, args.out)
     if args.json:
         print(json.dumps(public_result(result), indent=1))
     else:
+        print(caption(result) + "\n")
         print(markdown_table(result))
+        print(stage_table(result))
         if args.out:
             print("wrote " + ", ".join(paths.values()))
     return 0

@@ -56,16 +56,13 @@ def run(args) -> int:
     import os
     from pathlib import Path
 
+    from vla.commands import config_overrides
     from vla.config import load_config
     from vla.train.finetune import FinetuneConfig, finetune
 
     if args.overrides[:1] == ["merge"]:
         return _merge(args)
-    overrides = list(args.overrides)
-    if args.data:
-        overrides.append("data=[" + ",".join(repr(d) for d in args.data) + "]")
-    if args.checkpoint:
-        overrides.append(f"checkpoint={args.checkpoint!r}")
+    overrides = config_overrides(args)
     if args.method:
         overrides.append(f"method={args.method}")
     cfg = load_config(FinetuneConfig, args.config, overrides)

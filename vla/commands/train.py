@@ -25,14 +25,12 @@ def run(args) -> int:
     import json
     import os
 
+    from vla.commands import config_overrides
     from vla.config import load_config
     from vla.train.config import TrainConfig
     from vla.train.loop import train
 
-    overrides = list(args.overrides)
-    if args.data:
-        overrides.append("data=[" + ",".join(repr(d) for d in args.data) + "]")
-    cfg = load_config(TrainConfig, args.config, overrides)
+    cfg = load_config(TrainConfig, args.config, config_overrides(args))
     summary = train(cfg, args.out, resume=args.resume, device=args.device,
                     stop_after=args.stop_after)
     if int(os.environ.get("RANK", "0")) == 0:  # one summary, not one per DDP process

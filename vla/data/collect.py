@@ -14,6 +14,7 @@ run's seeds are removed from tmp/, and collection goes on until the count is com
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import multiprocessing
 import time
@@ -53,8 +54,12 @@ def collect(
     image_size: int = 128,
     progress: bool | None = None,
     max_failures: int | None = None,
+    driver: worker.Driver | None = None,
 ) -> dict:
     """Collect `episodes` successful episodes of `env_id` into `out`; returns a summary.
+
+    With a `driver`, episodes are a policy's relabelled rollouts (`vla dagger`): every one
+    is kept, success or not, with the same crash safety, seed plan and resume.
 
     `progress=None` shows the bar only on a terminal. Gives up after `max_failures`
     failed attempts in this run (default 50 + 5 x episodes), so a broken expert cannot
@@ -66,6 +71,8 @@ def collect(
     run_args = {"env_id": env_id, "episodes": episodes, "workers": workers, "split": split,
                 "resume": resume, "shard": f"{shard[0]}/{shard[1]}", "noise": noise,
                 "seed": seed, "image_size": image_size}
+    if driver is not None:
+        run_args["driver"] = dataclasses.asdict(driver)
     present = DatasetDir(out).seeds(env_id, split)
     if present and not resume:
         raise FileExistsError(
@@ -82,7 +89,7 @@ def collect(
         _clean_tmp(ds, env_id, split, seed, shard)
         skip = present | ds.failed_seeds(env_id, split)
         jobs = (worker.Job(env_id, split, s, noise, image_size,
-                           ds.partial_path(episode_name(env_id, split, s)))
+                           ds.partial_path(episode_name(env_id, split, s)), driver)
                 for s in seed_plan(seed, shard) if s not in skip)
         counts = _run(pool, 2 * workers, ds, jobs, len(done), episodes, max_failures, progress)
     _record_run(ds, meta, run_args)

@@ -18,6 +18,10 @@ pid and dropped when the dataset is pickled to a worker.
 `preload=True` instead decodes every episode once into memory (about 50 KB per 128 x 128
 frame): on a 2-core laptop, gzip-decoding each frame again every epoch costs a core
 that the model's backward pass would rather have.
+
+`image_size=N` resizes frames to N x N (antialiased bilinear, as the vision encoder
+would) when they are read, so a model that looks at 96 px never pays for resizing or
+augmenting 128 px frames; preloaded frames are resized once.
 """
 
 from __future__ import annotations
@@ -38,12 +42,13 @@ MAX_OPEN_FILES = 64  # per process; far below the usual 1024 file-descriptor lim
 
 class FrameDataset(Dataset):
     def __init__(self, root: str, chunk: int = 1, cameras: list[str] | None = None,
-                 preload: bool = False) -> None:
+                 preload: bool = False, image_size: int | None = None) -> None:
         if chunk < 1:
             raise ValueError(f"chunk={chunk}; expected at least 1 action per item")
         self.ds = DatasetDir.open(root)
         meta = self.ds.read_meta()
         self.chunk = chunk
+        self.image_size = image_size
         self.cameras = list(meta["cameras"]) if cameras is None else list(cameras)
         unknown = set(self.cameras) - set(meta["cameras"])
         if unknown:
@@ -72,7 +77,7 @@ class FrameDataset(Dataset):
 
     def _read_episode(self, path: str) -> dict[str, np.ndarray]:
         with h5py.File(path, "r") as f:
-            arrays = {f"images/{c}": f["images"][c][:] for c in self.cameras}
+            arrays = {f"images/{c}": self._resize(f["images"][c][:]) for c in self.cameras}
             arrays["state"], arrays["action"] = f["state"][:], f["action"][:]
         return arrays
 
@@ -96,7 +101,7 @@ class FrameDataset(Dataset):
         actions = f["action"][t:min(t + self.chunk, n)]
         actions = np.concatenate([actions, np.repeat(actions[-1:], (~mask).sum(), axis=0)])
         return {
-            "images": {c: torch.from_numpy(f[f"images/{c}"][t]) for c in self.cameras},
+            "images": {c: self._frame(f[f"images/{c}"], t) for c in self.cameras},
             "state": torch.from_numpy(f["state"][t]),
             "action": torch.from_numpy(actions),
             "action_mask": torch.from_numpy(mask),
@@ -105,6 +110,23 @@ class FrameDataset(Dataset):
             "episode": episode,
             "frame": t,
         }
+
+    def _frame(self, frames, t: int) -> torch.Tensor:
+        if self._memory is not None:  # resized when loaded
+            return torch.from_numpy(frames[t])
+        return torch.from_numpy(self._resize(frames[t][None])[0])
+
+    def _resize(self, frames: np.ndarray) -> np.ndarray:
+        """uint8 (N, H, W, 3) -> uint8 (N, S, S, 3) with S = image_size (or unchanged)."""
+        size = self.image_size
+        if size is None or frames.shape[1:3] == (size, size):
+            return frames
+        import torch.nn.functional as F
+
+        x = torch.from_numpy(frames).permute(0, 3, 1, 2).float()
+        x = F.interpolate(x, size=(size, size), mode="bilinear", antialias=True,
+                          align_corners=False)
+        return x.round_().clamp_(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy().copy()
 
     def _file(self, episode: int) -> h5py.File:
         if os.getpid() != self._pid:  # forked into a worker: the parent's handles are not ours

@@ -1,4 +1,7 @@
-"""What runs inside a collection worker process: one expert episode per job.
+"""What runs inside a collection worker process: one episode per job.
+
+An episode is the scripted expert's (`vla collect`) or, when the job names a `Driver`, a
+learned policy's rollout relabelled by the expert (`vla dagger`, vla/dagger/rollout.py).
 
 Each worker builds its own env (and so its own PyBullet client) on first use and keeps
 it for later jobs; a PyBullet client cannot be shared across processes. A worker writes
@@ -16,11 +19,21 @@ from dataclasses import dataclass
 from multiprocessing import connection, parent_process
 from pathlib import Path
 
-import numpy as np
-
-from vla.data.episode_file import Episode, write_episode
+from vla.data.episode_file import write_episode
+from vla.data.recorder import Recorder
 
 _ENVS: dict[tuple, object] = {}  # this process's envs, by (env_id, split, image_size)
+
+
+@dataclass(frozen=True)
+class Driver:
+    """Who drives a DAgger rollout: the policy at `checkpoint`, handing each chunk to
+    the expert with probability `beta` (beta-mixing, Ross et al. 2011)."""
+
+    checkpoint: str
+    beta: float
+    round: int
+    execute_steps: int | None = None  # actions of each policy chunk run before re-asking
 
 
 @dataclass(frozen=True)
@@ -30,7 +43,8 @@ class Job:
     seed: int
     noise: float
     image_size: int
-    partial: Path  # where to write the episode if the expert succeeds
+    partial: Path  # where to write the episode if it is kept
+    driver: Driver | None = None  # None: the expert drives (demonstrations)
 
 
 @dataclass(frozen=True)
@@ -79,41 +93,33 @@ def describe(env_id: str, split: str, image_size: int, seed: int) -> dict:
 
 
 def run_episode(job: Job) -> Result:
-    """Roll out the expert once; write the episode to `job.partial` only if it succeeded."""
+    """Roll out the expert once; write the episode to `job.partial` only if it succeeded.
+    With a driver, a relabelled policy rollout, always kept (see vla/dagger/rollout.py)."""
     from sims.experts import make_expert
 
     start = time.perf_counter()
     env = _env(job.env_id, job.split, job.image_size)
+    if job.driver is not None:
+        from vla.dagger.rollout import relabelled_rollout
+
+        episode = relabelled_rollout(env, job.driver, job.seed)
+        write_episode(job.partial, episode)
+        return Result(job.seed, True, episode.n_frames, job.partial,
+                      time.perf_counter() - start)
     obs, info = env.reset(seed=job.seed)
     # The expert's noise stream is seeded by the episode seed too: an episode is a pure
     # function of (env, split, seed, noise).
     expert = make_expert(env, noise=job.noise, seed=job.seed)
-    frames = {name: [] for name in obs["images"]}
-    states, actions, executed = [], [], []
+    recorder = Recorder()
     while True:
         clean = expert.act()
         noisy = expert.perturb(clean)
-        for name, image in obs["images"].items():
-            frames[name].append(image)
-        states.append(obs["state"])
-        actions.append(clean)
-        executed.append(noisy)
+        recorder.add(obs, clean, noisy)
         obs, _, terminated, truncated, info = env.step(noisy)
         if terminated or truncated:
             break
     success = bool(info["success"])
     if success:
-        meta = env.unwrapped.episode_metadata()
-        attrs = {k: meta[k] for k in ("env_id", "task", "robot", "instruction", "seed",
-                                      "split", "mode", "control_hz")}
-        attrs.update(noise=job.noise, success=True)
-        episode = Episode(
-            images={name: np.stack(f) for name, f in frames.items()},
-            state=np.stack(states),
-            action=np.stack(actions),
-            executed_action=np.stack(executed),
-            attrs=attrs,
-        )
-        write_episode(job.partial, episode)
-    return Result(job.seed, success, len(actions), job.partial if success else None,
+        write_episode(job.partial, recorder.episode(env, noise=job.noise, success=True))
+    return Result(job.seed, success, len(recorder), job.partial if success else None,
                   time.perf_counter() - start)

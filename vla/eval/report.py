@@ -1,4 +1,14 @@
-"""Evaluation outputs: JSON, a Markdown table, a bar plot (PNG) and episode videos."""
+"""Evaluation outputs: JSON, Markdown tables (success; stages), a bar plot (PNG) and videos.
+
+Layout of an output directory:
+
+    results.json  everything below but the frames (what `vla eval --json` prints)
+    results.md    success per task and split, with 95% intervals
+    stages.md     per task and split: how far episodes got, and where failures stopped
+    success.png   success per split
+    videos/successes/<task>_<split>_s<seed>.mp4
+    videos/failures/<stopped stage>/<task>_<split>_s<seed>.mp4
+"""
 
 from __future__ import annotations
 
@@ -19,6 +29,36 @@ def public_result(result: dict) -> dict:
     return out
 
 
+def caption(result: dict) -> str:
+    """Which episodes the numbers come from (stream, seeds), in one line."""
+    from vla.eval.run import STREAM_NAMES
+
+    mode = result.get("mode", "eval")
+    first, n = result["seed"], result["episodes"]
+    line = (f"{STREAM_NAMES.get(mode, mode).capitalize()} stream (mode={mode}), seeds "
+            f"{first}-{first + n - 1}: {n} episodes per task and split.")
+    if mode == "val":
+        line += " For choices while developing; report final numbers on the evaluation stream."
+    return line
+
+
+def video_relpath(rec: dict) -> Path:
+    """Where a video record goes under the output directory: successes together, failures
+    grouped by the stage they stopped at."""
+    name = f"{rec['env_id'].split('/')[-1]}_{rec['split']}_s{rec['seed']}.mp4"
+    if rec["success"]:
+        return Path("videos") / "successes" / name
+    return Path("videos") / "failures" / rec.get("stage", "unknown") / name
+
+
+def write_episode_video(rec: dict, out: str | Path) -> dict:
+    """Write a record's frames under `out`; returns the record with "video" (its path
+    relative to `out`) in place of the frames. Usable as `evaluate(on_video=...)`."""
+    rel = video_relpath(rec)
+    write_video(Path(out) / rel, rec["frames"], text=rec["instruction"])
+    return {**{k: v for k, v in rec.items() if k != "frames"}, "video": rel.as_posix()}
+
+
 def markdown_table(result: dict) -> str:
     splits = sorted(result["splits"])
     tasks = sorted(result["tasks"])
@@ -36,6 +76,29 @@ def markdown_table(result: dict) -> str:
 def _fmt(cell: dict) -> str:
     low, high = cell["ci95"]
     return f"{100 * cell['success']:.0f}% [{100 * low:.0f}, {100 * high:.0f}]"
+
+
+def stage_table(result: dict) -> str:
+    """Rows task/split; a column per stage (share of episodes that got at least that far,
+    blank where the task has no such stage) and where the failed episodes stopped."""
+    cells = [result["cells"][k] for k in sorted(result["cells"])]
+    order: list[str] = []
+    for cell in cells:
+        order += [s for s in cell.get("stage_order", cell.get("stages", ())) if s not in order]
+    if "success" in order:  # every task ends with it
+        order.remove("success")
+        order.append("success")
+    lines = ["| task | split | " + " | ".join(order) + " | failures stopped at |",
+             "|---|---|" + "---|" * (len(order) + 1)]
+    for cell in cells:
+        fractions = cell.get("stages", {})
+        row = [f"{100 * fractions[s]:.0f}%" if s in fractions else "" for s in order]
+        stopped = cell.get("stopped_at", {})
+        names = dict.fromkeys(("none", *cell.get("stage_order", stopped)))
+        stops = [f"{s} {stopped[s]}" for s in names if stopped.get(s)]
+        lines.append(f"| {cell['env_id']} | {cell['split']} | " + " | ".join(row)
+                     + f" | {', '.join(stops) or '-'} |")
+    return "\n".join(lines) + "\n"
 
 
 def bar_plot(result: dict, path: Path) -> None:
@@ -64,14 +127,15 @@ def write_report(result: dict, out: str | Path) -> dict:
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     paths = {"json": out / "results.json", "markdown": out / "results.md",
-             "plot": out / "success.png"}
-    write_json_atomic(paths["json"], public_result(result))
-    paths["markdown"].write_text(markdown_table(result))
+             "stages": out / "stages.md", "plot": out / "success.png"}
+    # Records that still hold frames are written now; the others were written as they
+    # were recorded (`evaluate(on_video=...)`).
+    videos = [write_episode_video(r, out) if "frames" in r else r for r in result["videos"]]
+    write_json_atomic(paths["json"], public_result({**result, "videos": videos}))
+    head = caption(result) + "\n\n"
+    paths["markdown"].write_text(head + markdown_table(result))
+    paths["stages"].write_text(head + stage_table(result))
     bar_plot(result, paths["plot"])
-    for rec in result["videos"]:
-        verdict = "success" if rec["success"] else "failure"
-        name = f"{rec['env_id'].split('/')[-1]}_{rec['split']}_s{rec['seed']}_{verdict}.mp4"
-        write_video(out / "videos" / name, rec["frames"], text=rec["instruction"])
     return {k: str(v) for k, v in paths.items()}
 
 

@@ -1,17 +1,34 @@
-"""`evaluate()`: run a `Policy` in the sims tasks per split; success with 95% intervals.
+"""`evaluate()`: run a `Policy` in the sims tasks per split; success with 95% intervals,
+and how far the failures got, stage by stage (`sims/stages.py`).
 
-Episodes use the evaluation stream (`mode="eval"`), which never repeats a training
-episode, and seeds `seed .. seed + episodes - 1`: the same checkpoint and seeds give
-the same numbers. Each chunk's first `execute_steps` actions run before re-querying.
+Episodes come from one random stream of the simulator (`sims/splits.py`): `mode="eval"`
+(the default) for the numbers reported at the end, `mode="val"` for choices made on the
+way (recipes, ablations, checks during training). Neither repeats a training episode.
+Seeds run `seed .. seed + episodes - 1`: the same checkpoint, stream and seeds give the
+same numbers. Each chunk's first `execute_steps` actions run before re-querying.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import NamedTuple
+
 import numpy as np
 
-from sims.splits import HELD_OUT_TASK, SPLITS
+from sims.splits import HELD_OUT_TASK, MODES, SPLITS
+from sims.stages import NONE, StageTracker
 from vla.contract import ActionContract
 from vla.eval.stats import summarise
+
+STREAM_NAMES = {"eval": "evaluation", "val": "validation", "train": "training"}
+
+
+class Episode(NamedTuple):
+    success: bool
+    steps: int
+    instruction: str
+    frames: list
+    stage: str  # the furthest stage reached (`sims.stages.NONE` if none)
 
 
 def split_applies(env_id: str, split: str) -> bool:
@@ -22,35 +39,8 @@ def split_applies(env_id: str, split: str) -> bool:
     return (split == "L4") == (task == HELD_OUT_TASK)
 
 
-def run_episode(policy, env, seed: int, execute_steps: int | None, record: bool):
-    obs, info = env.reset(seed=seed)
-    policy.reset()
-    frames = [env.render()] if record else []
-    done, steps = False, 0
-    while not done:
-        chunk = policy.infer(obs).actions
-        for action in chunk[: execute_steps or len(chunk)]:
-            obs, _, terminated, truncated, info = env.step(action)
-            steps += 1
-            if record:
-                frames.append(env.render())
-            done = terminated or truncated
-            if done:
-                break
-    return bool(info["success"]), steps, obs["instruction"], frames
-
-
-def evaluate(policy, env_ids: list[str], splits: list[str], episodes: int, seed: int = 0,
-             execute_steps: int | None = None, videos: int = 0,
-             progress: bool | None = None) -> dict:
-    """Results: {"cells": {"<env id>/<split>": summary}, "splits": {split: summary},
-    "tasks": {env id: summary}, "videos": [...]} (videos: frames of a few successes and
-    failures per cell when `videos` > 0)."""
-    import gymnasium as gym
-    from tqdm import tqdm
-
-    import sims  # noqa: F401  (registers the envs)
-
+def plan_cells(env_ids: list[str], splits: list[str]) -> list[tuple[str, str]]:
+    """The (env id, split) pairs `evaluate` runs, in order; raises if there are none."""
     for split in splits:
         if split not in SPLITS:
             raise ValueError(f"split {split!r} is unknown; expected some of {SPLITS}")
@@ -58,33 +48,105 @@ def evaluate(policy, env_ids: list[str], splits: list[str], episodes: int, seed:
     if not cells:
         raise ValueError(f"no (task, split) pairs to evaluate among tasks {env_ids} and "
                          f"splits {splits} (L4 is only {HELD_OUT_TASK!r})")
-    bar = tqdm(total=len(cells) * episodes, desc="eval", unit="ep",
+    return cells
+
+
+def run_episode(policy, env, seed: int, execute_steps: int | None, record: bool) -> Episode:
+    obs, info = env.reset(seed=seed)
+    policy.reset()
+    tracker = StageTracker(env)
+    tracker.reset()
+    frames = [env.render()] if record else []
+    done, steps = False, 0
+    while not done:
+        chunk = policy.infer(obs).actions
+        for action in chunk[: execute_steps or len(chunk)]:
+            obs, _, terminated, truncated, info = env.step(action)
+            steps += 1
+            tracker.update(info["success"])
+            if record:
+                frames.append(env.render())
+            done = terminated or truncated
+            if done:
+                break
+    return Episode(bool(info["success"]), steps, obs["instruction"], frames, tracker.furthest)
+
+
+def evaluate(policy, env_ids: list[str], splits: list[str], episodes: int, seed: int = 0,
+             execute_steps: int | None = None, videos: int = 0,
+             progress: bool | None = None, mode: str = "eval",
+             on_video: Callable[[dict], dict] | None = None) -> dict:
+    """Results: {"cells": {"<env id>/<split>": summary}, "splits": {split: summary},
+    "tasks": {env id: summary}, "mode", "episodes", "seed", "videos": [...]}.
+
+    Each cell's summary adds "stages" (stage -> fraction of episodes that got at least
+    that far, in the task's order; the last, "success", is the success rate) and
+    "stopped_at" (stage -> failed episodes whose furthest stage it was; "none": no stage)
+    and "stage_order" (the task's stages in order).
+
+    With `videos` > 0, up to `videos` successes per cell and up to `videos` failures per
+    cell and stopped stage are recorded (so every way a cell fails is shown); they are
+    replayed with rendering after the cell's episodes, which run without it. A record is
+    {"env_id", "split", "seed", "success", "stage", "instruction", "frames"}; with
+    `on_video`, each record is handed to it as soon as it is kept (e.g. to write it out)
+    and its return value is kept instead, so frames need not pile up in memory.
+    """
+    import gymnasium as gym
+    from tqdm import tqdm
+
+    import sims  # noqa: F401  (registers the envs)
+
+    if mode not in MODES:
+        raise ValueError(f"mode {mode!r} is unknown; expected one of {MODES}")
+    cells = plan_cells(env_ids, splits)
+    bar = tqdm(total=len(cells) * episodes, desc=mode, unit="ep",
                disable=progress is False or (progress is None and not _tty()))
     results, recorded = {}, []
     for env_id, split in cells:
-        env = gym.make(env_id, split=split, mode="eval",
+        env = gym.make(env_id, split=split, mode=mode,
                        render_mode="rgb_array" if videos else None)
         policy.contract.check_compatible(ActionContract.from_env(env), f"task {env_id}")
+        stages = StageTracker(env).stages
+        # Video buckets: successes, and failures by the stage they stopped at.
+        kept = {("success",): 0, **{("failure", s): 0 for s in (NONE, *stages[:-1])}}
+        reached = dict.fromkeys(stages, 0)
+        stopped = dict.fromkeys((NONE, *stages[:-1]), 0)
         wins, steps = 0, []
-        kept = {True: 0, False: 0}
+        chosen: list[int] = []  # seeds whose episodes are filmed (first of each bucket)
         for s in range(seed, seed + episodes):
-            want_video = videos and min(kept.values()) < videos
-            ok, n, instruction, frames = run_episode(policy, env, s, execute_steps, want_video)
-            wins += ok
-            steps.append(n)
-            if want_video and kept[ok] < videos:
-                kept[ok] += 1
-                recorded.append({"env_id": env_id, "split": split, "seed": s, "success": ok,
-                                 "instruction": instruction, "frames": np.stack(frames)})
+            ep = run_episode(policy, env, s, execute_steps, record=False)
+            wins += ep.success
+            steps.append(ep.steps)
+            depth = 0 if ep.stage == NONE else stages.index(ep.stage) + 1
+            for stage in stages[:depth]:  # reaching a stage is reaching all before it
+                reached[stage] += 1
+            if not ep.success:
+                stopped[ep.stage] += 1
+            bucket = ("success",) if ep.success else ("failure", ep.stage)
+            if videos and kept[bucket] < videos:
+                kept[bucket] += 1
+                chosen.append(s)
             bar.update(1)
             bar.set_postfix(task=env_id.split("/")[-1], split=split)
+        # An episode is a pure function of (policy, stream, seed): replay the chosen ones
+        # with rendering, rather than render every episode in case it is wanted.
+        for s in chosen:
+            ep = run_episode(policy, env, s, execute_steps, record=True)
+            rec = {"env_id": env_id, "split": split, "seed": s, "success": ep.success,
+                   "stage": ep.stage, "instruction": ep.instruction,
+                   "frames": np.stack(ep.frames)}
+            recorded.append(on_video(rec) if on_video else rec)
         env.close()
-        results[f"{env_id}/{split}"] = {**summarise(wins, episodes), "env_id": env_id,
-                                        "split": split, "mean_steps": float(np.mean(steps))}
+        results[f"{env_id}/{split}"] = {
+            **summarise(wins, episodes), "env_id": env_id, "split": split,
+            "mean_steps": float(np.mean(steps)),
+            "stages": {k: v / episodes for k, v in reached.items()}, "stopped_at": stopped,
+            "stage_order": list(stages),  # JSON writers may sort the keys above
+        }
     bar.close()
     return {"cells": results, "splits": _group(results, "split"),
-            "tasks": _group(results, "env_id"), "episodes": episodes, "seed": seed,
-            "videos": recorded}
+            "tasks": _group(results, "env_id"), "mode": mode, "episodes": episodes,
+            "seed": seed, "videos": recorded}
 
 
 def _group(cells: dict, key: str) -> dict:

@@ -35,7 +35,8 @@ class TrainConfig:
     eval_every: int = 0  # 0 = only at the end
     eval_episodes: int = 5  # per task, split L1, during training
     eval_tasks: list[str] = field(default_factory=list)  # default: the datasets' env ids
-    amp: str = "auto"  # auto (bf16 on CUDA) | off
+    # auto: bf16 autocast on CUDA and on CPUs with native bf16 | bf16 (always) | off
+    amp: str = "auto"
     threads: int = 0  # torch CPU threads; 0 = torch's default
 
     def validate(self) -> None:
@@ -47,8 +48,8 @@ class TrainConfig:
         if self.tokenizer_mode not in ("uniform", "quantile"):
             raise ValueError(f"tokenizer_mode={self.tokenizer_mode!r}; expected uniform or "
                              f"quantile")
-        if self.amp not in ("auto", "off"):
-            raise ValueError(f"amp={self.amp!r}; expected auto or off")
+        if self.amp not in ("auto", "bf16", "off"):
+            raise ValueError(f"amp={self.amp!r}; expected auto, bf16 or off")
         self.model_config(state_dim=1, action_dim=1)  # fail early on bad model keys
 
     def model_config(self, state_dim: int, action_dim: int) -> ModelConfig:

@@ -52,9 +52,9 @@ def fit_action_tokenizer(paths: list[str], n_bins: int, mode: str,
 
 
 def frame_dataset(paths: list[str], chunk: int, cameras: list[str],
-                  preload: bool = False) -> ConcatDataset:
-    return ConcatDataset([FrameDataset(p, chunk=chunk, cameras=cameras, preload=preload)
-                          for p in paths])
+                  preload: bool = False, image_size: int | None = None) -> ConcatDataset:
+    return ConcatDataset([FrameDataset(p, chunk=chunk, cameras=cameras, preload=preload,
+                                       image_size=image_size) for p in paths])
 
 
 def collate(items: list[dict]) -> dict:

@@ -1,0 +1,128 @@
+"""Stage-by-stage failure analysis in `vla eval`, and the validation stream."""
+
+from __future__ import annotations
+
+import json
+
+import gymnasium as gym
+import numpy as np
+
+import sims  # noqa: F401  (registers the envs)
+from sims.experts import make_expert
+from sims.stages import NONE, STAGES, StageTracker
+from vla.cli import main
+
+
+def test_eval_reports_stages_and_groups_failure_videos(tmp_path, capsys):
+    out = tmp_path / "eval"
+    # builtin:hold never moves, so every episode fails before its first stage.
+    assert main(["eval", "--checkpoint", "builtin:hold", "--tasks", "pick", "--splits", "L1",
+                 "--episodes", "2", "--out", str(out), "--json"]) == 0
+    captured = capsys.readouterr()
+    assert "1 task/split cells x 2 episodes" in captured.err
+    assert "evaluation stream (mode=eval)" in captured.err
+    printed = json.loads(captured.out)
+    saved = json.loads((out / "results.json").read_text())
+    assert saved["mode"] == printed["mode"] == "eval"
+    for result in (printed, saved):
+        cell = result["cells"]["sims/Pick-v0/L1"]
+        assert cell["stage_order"] == list(STAGES["pick"])
+        fractions = [cell["stages"][s] for s in STAGES["pick"]]
+        assert all(a >= b for a, b in zip(fractions, fractions[1:]))  # never rises
+        assert cell["stages"]["success"] == cell["success"] == 0.0
+        assert cell["stopped_at"] == {NONE: 2, "reach": 0, "grasp": 0, "lift": 0}
+    # One video per (cell, stopped stage): both episodes stopped at "none".
+    videos = sorted(p.relative_to(out).as_posix() for p in out.rglob("*.mp4"))
+    assert videos == ["videos/failures/none/Pick-v0_L1_s0.mp4"]
+    assert [(v["stage"], v["video"]) for v in saved["videos"]] == [("none", videos[0])]
+    table = (out / "stages.md").read_text()
+    assert "| sims/Pick-v0 | L1 | 0% | 0% | 0% | 0% | none 2 |" in table
+
+
+def test_eval_on_the_validation_stream_says_so(capsys):
+    assert main(["eval", "--checkpoint", "builtin:hold", "--tasks", "touch", "--splits", "L1",
+                 "--episodes", "1"]) == 0
+    captured = capsys.readouterr()
+    assert "evaluation stream (mode=eval)" in captured.err
+    assert main(["eval", "--checkpoint", "builtin:hold", "--tasks", "touch", "--splits", "L1",
+                 "--episodes", "1", "--validation"]) == 0
+    captured = capsys.readouterr()
+    assert "validation stream (mode=val)" in captured.err
+    assert captured.out.startswith("Validation stream (mode=val)")
+    assert "| sims/Touch-v0 | L1 | 0% | 0% | none 1 |" in captured.out
+
+
+def test_the_expert_passes_through_every_pick_stage_in_order():
+    env = gym.make("sims/Pick-v0", mode="eval", image_size=32)
+    try:
+        env.reset(seed=0)
+        expert, tracker = make_expert(env), StageTracker(env)
+        tracker.reset()
+        seen, done = [tracker.furthest], False
+        while not done:
+            _, _, terminated, truncated, info = env.step(expert.act())
+            stage = tracker.update(info["success"])
+            if stage != seen[-1]:
+                seen.append(stage)
+            done = terminated or truncated
+        assert info["success"]
+        # Each stage's own test held at some step (none was skipped), in order.
+        assert seen == [NONE, *STAGES["pick"]]
+        assert tracker.reached() == list(STAGES["pick"])
+    finally:
+        env.close()
+
+
+def _episodes(mode: str, seeds: range) -> list[tuple[str, np.ndarray]]:
+    env = gym.make("sims/Pick-v0", mode=mode, image_size=16, random_start=False)
+    try:
+        out = []
+        for seed in seeds:
+            env.reset(seed=seed)
+            core = env.unwrapped
+            out.append((core.goal.instruction,
+                        np.stack([core.task.pos(o) for o in core.goal.objects])))
+        return out
+    finally:
+        env.close()
+
+
+def test_validation_episodes_differ_from_evaluation_ones():
+    seeds = range(50)
+    val, ev = _episodes("val", seeds), _episodes("eval", seeds)
+    for (_, pos_v), (_, pos_e) in zip(val, ev):
+        assert pos_v.shape != pos_e.shape or not np.allclose(pos_v, pos_e, atol=1e-3)
+    assert [text for text, _ in val] != [text for text, _ in ev]
+    assert _episodes("val", range(2))[1][0] == val[1][0]  # and each stream is reproducible
+
+
+def test_videos_are_kept_per_stopped_stage_and_counted(tmp_path, monkeypatch):
+    """Bookkeeping of `evaluate`, with the episodes' outcomes made up (no policy runs)."""
+    from vla.contract import ActionContract
+    from vla.eval import run
+    from vla.eval.report import write_report
+    from vla.serving.policies import load_policy
+
+    outcomes = {0: "success", 1: "grasp", 2: "grasp", 3: NONE, 4: "success", 5: "lift"}
+
+    def fake_episode(policy, env, seed, execute_steps, record):
+        stage = outcomes[seed]
+        frames = [np.full((8, 8, 3), seed, np.uint8)] * 3 if record else []
+        return run.Episode(stage == "success", 10, f"episode {seed}", frames, stage)
+
+    monkeypatch.setattr(run, "run_episode", fake_episode)
+    env = gym.make("sims/Pick-v0")
+    policy = load_policy("builtin:hold", contract=ActionContract.from_env(env))
+    env.close()
+    result = run.evaluate(policy, ["sims/Pick-v0"], ["L1"], 6, videos=1, progress=False)
+    cell = result["cells"]["sims/Pick-v0/L1"]
+    assert cell["stages"] == {"reach": 5 / 6, "grasp": 5 / 6, "lift": 3 / 6, "success": 2 / 6}
+    assert cell["stopped_at"] == {NONE: 1, "reach": 0, "grasp": 2, "lift": 1}
+    assert [(v["seed"], v["stage"]) for v in result["videos"]] == [
+        (0, "success"), (1, "grasp"), (3, NONE), (5, "lift")]
+    write_report(result, tmp_path)
+    assert sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*.mp4")) == [
+        "videos/failures/grasp/Pick-v0_L1_s1.mp4", "videos/failures/lift/Pick-v0_L1_s5.mp4",
+        "videos/failures/none/Pick-v0_L1_s3.mp4", "videos/successes/Pick-v0_L1_s0.mp4"]
+    assert "| sims/Pick-v0 | L1 | 83% | 83% | 50% | 33% | none 1, grasp 2, lift 1 |" in (
+        tmp_path / "stages.md").read_text()
