@@ -33,18 +33,21 @@ bench: install
 	$(BIN)/python benchmarks/expert_success.py --episodes 50
 	$(BIN)/python benchmarks/collect_throughput.py
 
-# Reproduce the shipped default policy: collect the demonstrations, train, copy the
-# checkpoint (without its optimizer state) into the package.
+# Reproduce the shipped default policy: collect the demonstrations, train, two DAgger
+# rounds, copy the checkpoint (without its optimizer state) into the package.
 DEFAULT_TASKS := pick place stack push_to touch
 default-policy: install
 	for t in $(DEFAULT_TASKS); do \
 		$(BIN)/vla collect --task $$t --episodes 400 --out data/default/$$t --workers 2 || exit 1; \
 	done
 	$(BIN)/vla train --config configs/default.yaml --out runs/default
+	$(BIN)/vla dagger --config configs/dagger.yaml --checkpoint runs/default --out runs/dagger
 	rm -rf policies/checkpoints/default && mkdir -p policies/checkpoints/default
-	cp runs/default/checkpoint/config.json runs/default/checkpoint/model.safetensors \
-	   runs/default/checkpoint/action_tokenizer.json runs/default/checkpoint/action_contract.json \
+	cp runs/dagger/round_2/run/checkpoint/config.json runs/dagger/round_2/run/checkpoint/model.safetensors \
+	   runs/dagger/round_2/run/checkpoint/action_tokenizer.json \
+	   runs/dagger/round_2/run/checkpoint/action_contract.json \
 	   policies/checkpoints/default/
+	$(BIN)/python -m vla.recipe runs/default runs/dagger > policies/checkpoints/default/recipe.json
 
 clean:
 	rm -rf $(VENV) out .pytest_cache

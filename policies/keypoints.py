@@ -36,6 +36,12 @@ class LanguageKeypoints(nn.Module):
     def forward(self, feats: torch.Tensor, lang: torch.Tensor,
                 lang_mask: torch.Tensor) -> torch.Tensor:
         """feats (B, C, h, w); lang (B, L, W) with mask (B, L) -> one token (B, 1, D)."""
+        coords = self.coordinates(feats, lang, lang_mask)  # (B, K, 2)
+        return self.to_token(coords.flatten(1).to(feats.dtype)).unsqueeze(1)
+
+    def coordinates(self, feats: torch.Tensor, lang: torch.Tensor,
+                    lang_mask: torch.Tensor) -> torch.Tensor:
+        """The K expected image coordinates (B, K, 2), x and y in [-1, 1]."""
         weights = lang_mask.to(lang.dtype).unsqueeze(-1)  # (B, L, 1)
         pooled = (lang * weights).sum(1) / weights.sum(1).clamp(min=1.0)  # (B, W)
         gamma, beta = self.film(pooled).chunk(2, dim=-1)  # (B, C) each
@@ -45,6 +51,5 @@ class LanguageKeypoints(nn.Module):
         prob = F.softmax(heat.flatten(2).float(), dim=-1).view(b, k, h, w)
         ys = torch.linspace(-1, 1, h, device=feats.device)
         xs = torch.linspace(-1, 1, w, device=feats.device)
-        coords = torch.stack([(prob.sum(2) * xs).sum(-1),  # expected x (B, K)
-                              (prob.sum(3) * ys).sum(-1)], dim=-1)  # (B, K, 2)
-        return self.to_token(coords.flatten(1).to(feats.dtype)).unsqueeze(1)
+        return torch.stack([(prob.sum(2) * xs).sum(-1),  # expected x (B, K)
+                            (prob.sum(3) * ys).sum(-1)], dim=-1)  # (B, K, 2)

@@ -126,3 +126,15 @@ def test_videos_are_kept_per_stopped_stage_and_counted(tmp_path, monkeypatch):
         "videos/failures/none/Pick-v0_L1_s3.mp4", "videos/successes/Pick-v0_L1_s0.mp4"]
     assert "| sims/Pick-v0 | L1 | 83% | 83% | 50% | 33% | none 1, grasp 2, lift 1 |" in (
         tmp_path / "stages.md").read_text()
+
+
+def test_workers_give_the_serial_results(tiny_checkpoint, capsys):
+    args = ["eval", "--checkpoint", tiny_checkpoint, "--tasks", "pick", "--splits", "L1",
+            "--episodes", "3", "--json"]
+    assert main(args) == 0
+    serial = json.loads(capsys.readouterr().out)
+    assert main([*args, "--workers", "2"]) == 0
+    captured = capsys.readouterr()
+    assert "2 workers" in captured.err
+    parallel = json.loads(captured.out)
+    assert parallel["cells"] == serial["cells"]

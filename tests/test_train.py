@@ -120,3 +120,21 @@ def test_eval_refuses_a_policy_for_another_robot(tiny_datasets, tmp_path, capsys
                  "--splits", "L1", "--episodes", "1"])
     assert code == 2
     assert "robot: policy has 'panda', robot has 'kuka'" in capsys.readouterr().err
+
+
+def test_final_check_reports_stages_on_the_validation_stream(tiny_datasets, tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["train", "--config", TINY, "--data", tiny_datasets[0], "--out", str(run),
+                 "steps=1", "eval_episodes=1", "eval_tasks=['sims/Pick-v0']"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["eval"]["L1"]["episodes"] == 1
+    result = json.loads((run / "eval" / "results.json").read_text())
+    assert result["mode"] == "val"
+    cell = result["cells"]["sims/Pick-v0/L1"]
+    assert cell["stage_order"] == ["reach", "grasp", "lift", "success"]
+    assert (run / "eval" / "stages.md").is_file()
+    from vla.recipe import describe
+
+    recipe = describe(run, None)  # what `make default-policy` ships beside the weights
+    assert recipe["device"] == "cpu" and recipe["train"]["steps"] == 1
+    assert recipe["train"]["config"]["eval_episodes"] == 1

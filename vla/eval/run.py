@@ -75,7 +75,8 @@ def run_episode(policy, env, seed: int, execute_steps: int | None, record: bool)
 def evaluate(policy, env_ids: list[str], splits: list[str], episodes: int, seed: int = 0,
              execute_steps: int | None = None, videos: int = 0,
              progress: bool | None = None, mode: str = "eval",
-             on_video: Callable[[dict], dict] | None = None) -> dict:
+             on_video: Callable[[dict], dict] | None = None, workers: int = 1,
+             loader: Callable[[], object] | None = None) -> dict:
     """Results: {"cells": {"<env id>/<split>": summary}, "splits": {split: summary},
     "tasks": {env id: summary}, "mode", "episodes", "seed", "videos": [...]}.
 
@@ -90,6 +91,10 @@ def evaluate(policy, env_ids: list[str], splits: list[str], episodes: int, seed:
     {"env_id", "split", "seed", "success", "stage", "instruction", "frames"}; with
     `on_video`, each record is handed to it as soon as it is kept (e.g. to write it out)
     and its return value is kept instead, so frames need not pile up in memory.
+
+    `workers` > 1 runs the episodes in that many processes, each with its own copy of the
+    policy from `loader()` (a picklable callable, e.g. a partial of `load_policy`);
+    videos are still replayed here with `policy`.
     """
     import gymnasium as gym
     from tqdm import tqdm
@@ -101,11 +106,33 @@ def evaluate(policy, env_ids: list[str], splits: list[str], episodes: int, seed:
     cells = plan_cells(env_ids, splits)
     bar = tqdm(total=len(cells) * episodes, desc=mode, unit="ep",
                disable=progress is False or (progress is None and not _tty()))
+    envs = {}
+    for env_id, split in cells:
+        envs[env_id, split] = gym.make(env_id, split=split, mode=mode,
+                                       render_mode="rgb_array" if videos else None)
+        policy.contract.check_compatible(ActionContract.from_env(envs[env_id, split]),
+                                         f"task {env_id}")
+    jobs = [(env_id, split, mode, s, execute_steps) for env_id, split in cells
+            for s in range(seed, seed + episodes)]
+
+    def tick(job) -> None:
+        bar.update(1)
+        bar.set_postfix(task=job[0].split("/")[-1], split=job[1])
+
+    if workers > 1 and loader is not None:
+        from vla.eval.parallel import run_all
+
+        outcomes = run_all(jobs, loader, workers, tick)
+    else:
+        outcomes = {}
+        for job in jobs:
+            outcomes[job] = run_episode(policy, envs[job[0], job[1]], job[3], execute_steps,
+                                        record=False)
+            tick(job)
+    bar.close()
     results, recorded = {}, []
     for env_id, split in cells:
-        env = gym.make(env_id, split=split, mode=mode,
-                       render_mode="rgb_array" if videos else None)
-        policy.contract.check_compatible(ActionContract.from_env(env), f"task {env_id}")
+        env = envs[env_id, split]
         stages = StageTracker(env).stages
         # Video buckets: successes, and failures by the stage they stopped at.
         kept = {("success",): 0, **{("failure", s): 0 for s in (NONE, *stages[:-1])}}
@@ -114,7 +141,7 @@ def evaluate(policy, env_ids: list[str], splits: list[str], episodes: int, seed:
         wins, steps = 0, []
         chosen: list[int] = []  # seeds whose episodes are filmed (first of each bucket)
         for s in range(seed, seed + episodes):
-            ep = run_episode(policy, env, s, execute_steps, record=False)
+            ep = outcomes[env_id, split, mode, s, execute_steps]
             wins += ep.success
             steps.append(ep.steps)
             depth = 0 if ep.stage == NONE else stages.index(ep.stage) + 1
@@ -126,8 +153,6 @@ def evaluate(policy, env_ids: list[str], splits: list[str], episodes: int, seed:
             if videos and kept[bucket] < videos:
                 kept[bucket] += 1
                 chosen.append(s)
-            bar.update(1)
-            bar.set_postfix(task=env_id.split("/")[-1], split=split)
         # An episode is a pure function of (policy, stream, seed): replay the chosen ones
         # with rendering, rather than render every episode in case it is wanted.
         for s in chosen:
@@ -143,7 +168,6 @@ def evaluate(policy, env_ids: list[str], splits: list[str], episodes: int, seed:
             "stages": {k: v / episodes for k, v in reached.items()}, "stopped_at": stopped,
             "stage_order": list(stages),  # JSON writers may sort the keys above
         }
-    bar.close()
     return {"cells": results, "splits": _group(results, "split"),
             "tasks": _group(results, "env_id"), "mode": mode, "episodes": episodes,
             "seed": seed, "videos": recorded}

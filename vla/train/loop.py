@@ -202,6 +202,8 @@ def train(cfg: TrainConfig, out: str, resume: bool = False, progress: bool | Non
                "samples_per_s": samples / seconds if seconds else None,
                "steady_samples_per_s": _rate(samples - samples_steady, t_steady),
                "frames": len(dataset), "checkpoint": str(ckpt_dir), "world_size": world,
+               "device": str(dev), "amp": str(amp_dtype).replace("torch.", "") if amp_dtype
+               else "fp32",
                "trainable_parameters": sum(p.numel() for _, p in trainable),
                **begin.summary}
     if world > 1:  # every replica must hold the same weights: DDP trained one model
@@ -209,7 +211,8 @@ def train(cfg: TrainConfig, out: str, resume: bool = False, progress: bool | Non
     if main:
         if step == cfg.steps and cfg.eval_episodes > 0:
             summary["eval"] = _evaluate_during_training(model, tokenizer, contract, language,
-                                                        dev, cfg, writer, step)
+                                                        dev, cfg, writer, step,
+                                                        report_dir=run / "eval")
         (run / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
         writer.close()
     distributed.cleanup()
@@ -246,8 +249,14 @@ def _maybe_augment(images: torch.Tensor, cfg: TrainConfig, gen: torch.Generator)
     return augment_images(images, gen, cfg.shift_pixels, cfg.brightness, cfg.contrast)
 
 
-def _evaluate_during_training(model, tokenizer, contract, language, dev, cfg, writer, step):
+def _evaluate_during_training(model, tokenizer, contract, language, dev, cfg, writer, step,
+                              report_dir: Path | None = None):
+    """Success on the validation stream; with `report_dir`, the stage-by-stage report is
+    written there (`vla eval`'s results.json, results.md, stages.md) and printed."""
+    import sys
+
     from policies.vla_policy import VLAPolicy
+    from vla.eval.report import markdown_table, stage_table, write_report
     from vla.eval.run import evaluate
 
     env_ids = cfg.eval_tasks or _dataset_env_ids(cfg.data)
@@ -262,6 +271,9 @@ def _evaluate_during_training(model, tokenizer, contract, language, dev, cfg, wr
         writer.add_scalar(f"eval/{key}", cell["success"], step)
     for split, summary in result["splits"].items():
         writer.add_scalar(f"eval/{split}_mean", summary["success"], step)
+    if report_dir is not None:
+        write_report(result, report_dir)
+        print(markdown_table(result) + "\n" + stage_table(result), file=sys.stderr)
     return result["splits"]
 
 

@@ -1,0 +1,51 @@
+"""Which recipe and device produced a shipped checkpoint (`recipe.json` beside it).
+
+    python -m vla.recipe runs/default runs/dagger > policies/checkpoints/default/recipe.json
+
+Reads the runs' own records (train_config.yaml, summary.json, dagger.json) and adds the
+machine, so the shipped policy says how it was made without anyone writing it by hand.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sys
+from pathlib import Path
+
+
+def describe(train_run: Path, dagger_run: Path | None) -> dict:
+    import torch
+    import yaml
+
+    summary = json.loads((train_run / "summary.json").read_text())
+    record = {
+        "train": {"config": yaml.safe_load((train_run / "train_config.yaml").read_text()),
+                  "steps": summary["steps"], "seconds": round(summary["seconds"]),
+                  "samples_per_s": summary.get("samples_per_s"),
+                  "validation": summary.get("eval")},
+        # Runs from before summary.json recorded it: this machine's, as the Makefile runs
+        # this right after training.
+        "device": summary.get("device", "cuda" if torch.cuda.is_available() else "cpu"),
+        "amp": summary.get("amp"),
+        "machine": {"cpu_count": os.cpu_count(), "platform": platform.platform(),
+                    "torch": torch.__version__},
+    }
+    if dagger_run is not None:
+        dagger = json.loads((dagger_run / "dagger.json").read_text())
+        record["dagger"] = {"config": dagger["config"], "rounds": dagger["rounds"]}
+    return record
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) not in (1, 2):
+        print("usage: python -m vla.recipe TRAIN_RUN [DAGGER_RUN]", file=sys.stderr)
+        return 2
+    dagger = Path(argv[1]) if len(argv) == 2 else None
+    print(json.dumps(describe(Path(argv[0]), dagger), indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
