@@ -43,11 +43,10 @@ default-policy: install
 	$(BIN)/vla train --config configs/default.yaml --out runs/default
 	$(BIN)/vla dagger --config configs/dagger.yaml --checkpoint runs/default --out runs/dagger
 	rm -rf policies/checkpoints/default && mkdir -p policies/checkpoints/default
-	cp runs/dagger/round_2/run/checkpoint/config.json runs/dagger/round_2/run/checkpoint/model.safetensors \
-	   runs/dagger/round_2/run/checkpoint/action_tokenizer.json \
-	   runs/dagger/round_2/run/checkpoint/action_contract.json \
-	   policies/checkpoints/default/
-	$(BIN)/python -m vla.recipe runs/default runs/dagger > policies/checkpoints/default/recipe.json
+	ckpt=$$($(BIN)/python -c "import json; print(json.load(open('runs/dagger/dagger.json'))['final_checkpoint'])") && \
+	cp $$ckpt/config.json $$ckpt/model.safetensors $$ckpt/action_tokenizer.json \
+	   $$ckpt/action_contract.json policies/checkpoints/default/ && \
+	$(BIN)/python -m vla.recipe runs/default runs/dagger $$ckpt > policies/checkpoints/default/recipe.json
 
 clean:
 	rm -rf $(VENV) out .pytest_cache

@@ -6,6 +6,7 @@ import json
 
 import gymnasium as gym
 import numpy as np
+import pytest
 
 import sims  # noqa: F401  (registers the envs)
 from sims.experts import make_expert
@@ -52,8 +53,11 @@ def test_eval_on_the_validation_stream_says_so(capsys):
     assert "| sims/Touch-v0 | L1 | 0% | 0% | none 1 |" in captured.out
 
 
-def test_the_expert_passes_through_every_pick_stage_in_order():
-    env = gym.make("sims/Pick-v0", mode="eval", image_size=32)
+@pytest.mark.parametrize("env_id", ["sims/Pick-v0", "sims/Place-v0", "sims/Stack-v0",
+                                    "sims/PushTo-v0", "sims/PushNext-v0", "sims/Touch-v0"])
+def test_the_expert_passes_through_every_stage_in_order(env_id):
+    env = gym.make(env_id, mode="eval", image_size=32)
+    task = env.unwrapped.task_name
     try:
         env.reset(seed=0)
         expert, tracker = make_expert(env), StageTracker(env)
@@ -67,8 +71,8 @@ def test_the_expert_passes_through_every_pick_stage_in_order():
             done = terminated or truncated
         assert info["success"]
         # Each stage's own test held at some step (none was skipped), in order.
-        assert seen == [NONE, *STAGES["pick"]]
-        assert tracker.reached() == list(STAGES["pick"])
+        assert seen == [NONE, *STAGES[task]]
+        assert tracker.reached() == list(STAGES[task])
     finally:
         env.close()
 

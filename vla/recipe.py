@@ -1,6 +1,7 @@
 """Which recipe and device produced a shipped checkpoint (`recipe.json` beside it).
 
-    python -m vla.recipe runs/default runs/dagger > policies/checkpoints/default/recipe.json
+    python -m vla.recipe runs/default runs/dagger runs/dagger/round_1/run/checkpoint \
+        > policies/checkpoints/default/recipe.json
 
 Reads the runs' own records (train_config.yaml, summary.json, dagger.json) and adds the
 machine, so the shipped policy says how it was made without anyone writing it by hand.
@@ -15,7 +16,8 @@ import sys
 from pathlib import Path
 
 
-def describe(train_run: Path, dagger_run: Path | None) -> dict:
+def describe(train_run: Path, dagger_run: Path | None = None,
+             shipped: Path | None = None) -> dict:
     import torch
     import yaml
 
@@ -35,15 +37,18 @@ def describe(train_run: Path, dagger_run: Path | None) -> dict:
     if dagger_run is not None:
         dagger = json.loads((dagger_run / "dagger.json").read_text())
         record["dagger"] = {"config": dagger["config"], "rounds": dagger["rounds"]}
+    if shipped is not None:
+        record["shipped_checkpoint"] = str(shipped)
     return record
 
 
 def main(argv: list[str]) -> int:
-    if len(argv) not in (1, 2):
-        print("usage: python -m vla.recipe TRAIN_RUN [DAGGER_RUN]", file=sys.stderr)
+    if len(argv) not in (1, 2, 3):
+        print("usage: python -m vla.recipe TRAIN_RUN [DAGGER_RUN [SHIPPED_CHECKPOINT]]",
+              file=sys.stderr)
         return 2
-    dagger = Path(argv[1]) if len(argv) == 2 else None
-    print(json.dumps(describe(Path(argv[0]), dagger), indent=1))
+    paths = [Path(a) for a in argv]
+    print(json.dumps(describe(*paths), indent=1))
     return 0
 
 
