@@ -66,8 +66,8 @@ def dagger(cfg: DaggerConfig, out: str, resume: bool = False, progress: bool | N
     from vla.data.collect import collect
     from vla.data.store import DatasetDir, write_json_atomic
     from vla.data.worker import Driver
+    from vla.train.data import dataset_env_ids
     from vla.train.finetune import finetune
-    from vla.train.loop import _dataset_env_ids
 
     root = Path(out)
     record_path = root / "dagger.json"
@@ -79,7 +79,7 @@ def dagger(cfg: DaggerConfig, out: str, resume: bool = False, progress: bool | N
     root.mkdir(parents=True, exist_ok=True)
     record = (json.loads(record_path.read_text()) if record_path.exists()
               else {"config": dataclasses.asdict(cfg), "rounds": []})
-    env_ids = cfg.tasks or _dataset_env_ids(cfg.data)
+    env_ids = cfg.tasks or dataset_env_ids(cfg.data)
     image_size = _image_size(cfg.data[0])
     current = resolve_checkpoint(cfg.checkpoint or None)
     data = list(cfg.data)

@@ -32,6 +32,14 @@ def dataset_contract(paths: list[str]) -> ActionContract:
     return contracts[0]
 
 
+def dataset_env_ids(paths: list[str]) -> list[str]:
+    """The env ids the datasets hold, in order of first appearance."""
+    ids: list[str] = []
+    for p in paths:
+        ids += [i for i in DatasetDir.open(p).read_meta().get("env_ids", []) if i not in ids]
+    return ids
+
+
 def fit_action_tokenizer(paths: list[str], n_bins: int, mode: str,
                          action_names) -> tuple[ActionTokenizer, dict]:
     """Tokenizer bins and state statistics from every action and state in the data."""
