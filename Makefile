@@ -33,8 +33,8 @@ bench: install
 	$(BIN)/python benchmarks/expert_success.py --episodes 50
 	$(BIN)/python benchmarks/collect_throughput.py
 
-# Reproduce the shipped default policy: collect the demonstrations, train, two DAgger
-# rounds, copy the checkpoint (without its optimizer state) into the package.
+# Reproduce the shipped default policy: collect the demonstrations, train, one DAgger
+# round (configs/dagger.yaml), copy the checkpoint (without its optimizer state) into the package.
 DEFAULT_TASKS := pick place stack push_to touch
 default-policy: install
 	for t in $(DEFAULT_TASKS); do \
