@@ -78,7 +78,7 @@ class Expert:
 
     def carried(self, obj: SceneObject) -> bool:
         """Gripped and off the table."""
-        return self.gripped(obj) and self.pose(obj)[0][2] > _rest_z(obj) + LIFTED
+        return self.gripped(obj) and self.pose(obj)[0][2] > obj.half_height + LIFTED
 
     # -- actions ------------------------------------------------------------------------
     def action_towards(self, pos: np.ndarray, yaw: float, grip: float) -> np.ndarray:
@@ -194,10 +194,6 @@ def _width(obj: SceneObject) -> float:
     """The object's extent across the closed fingers (its narrow side)."""
     kind, dims = SHAPES[obj.shape]
     return 2 * (min(dims[0], dims[1]) if kind == "box" else dims[0])
-
-
-def _rest_z(obj: SceneObject) -> float:
-    return obj.half_height
 
 
 # -- one policy per task: world state -> action -------------------------------------------

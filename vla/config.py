@@ -67,7 +67,10 @@ def _coerce(value, annotation, where: str):
             raise ValueError(f"{where}={value!r}: expected an integer")
         return number
     if annotation is str:
-        if not isinstance(value, (str, int, float)) or isinstance(value, bool):
+        if isinstance(value, bool):  # YAML reads unquoted off/on/no/yes as booleans
+            raise ValueError(f"{where}={value!r}: expected a string; quote words that YAML "
+                             f"reads as booleans, e.g. {where.split('.')[-1]}: \"off\"")
+        if not isinstance(value, (str, int, float)):
             raise ValueError(f"{where}={value!r}: expected a string")
         return str(value)
     return value
