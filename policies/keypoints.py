@@ -46,10 +46,82 @@ class LanguageKeypoints(nn.Module):
         pooled = (lang * weights).sum(1) / weights.sum(1).clamp(min=1.0)  # (B, W)
         gamma, beta = self.film(pooled).chunk(2, dim=-1)  # (B, C) each
         x = feats * (1 + gamma[..., None, None]) + beta[..., None, None]
-        heat = self.heat(x)  # (B, K, h, w)
-        b, k, h, w = heat.shape
-        prob = F.softmax(heat.flatten(2).float(), dim=-1).view(b, k, h, w)
-        ys = torch.linspace(-1, 1, h, device=feats.device)
-        xs = torch.linspace(-1, 1, w, device=feats.device)
-        return torch.stack([(prob.sum(2) * xs).sum(-1),  # expected x (B, K)
-                            (prob.sum(3) * ys).sum(-1)], dim=-1)  # (B, K, 2)
+        return _expected_xy(self.heat(x))  # heat maps (B, K, h, w)
+
+
+class ReferentKeypoints(nn.Module):
+    """Keypoints in G groups, each conditioned on its own part of the instruction.
+
+    "put the red block in the green zone" names two things; one mean-pooled instruction
+    vector (LanguageKeypoints) mixes them, and benchmarks/referent_probe.py measured that
+    the keypoints then locate the first referent but not the second. Here each group has
+    a learned query that attends over the instruction's tokens, so one group can read
+    "red block" while another reads "green zone":
+
+        lang (B, L, W) --attention pooling, one query per group--> (B, G, W)
+        stem (B, C, h, w) --shared 3x3 conv--> FiLM per group --grouped 1x1 convs-->
+        (B, G * K/G, h, w) --spatial softmax--> (B, G, K/G, 2) --MLP--> G tokens (B, G, D)
+
+    FiLM comes after one shared 3x3 conv, and the per-group maps are 1x1 convs, so G
+    groups cost little more than one (a 3x3 conv per group would cost G times as much).
+    """
+
+    def __init__(self, channels: int, language_width: int, n_keypoints: int, groups: int,
+                 d_model: int, hidden: int = 32) -> None:
+        super().__init__()
+        if groups < 1 or n_keypoints % groups:
+            raise ValueError(f"model.keypoints={n_keypoints} must be a positive multiple of "
+                             f"model.keypoint_groups={groups}")
+        self.groups, self.per_group = groups, n_keypoints // groups
+        self.queries = nn.Parameter(torch.randn(groups, language_width) * 0.02)  # (G, W)
+        self.keys = nn.Linear(language_width, language_width)
+        # One FiLM per group, zero-initialised: every group starts from the shared map.
+        self.film = nn.Parameter(torch.zeros(groups, language_width, 2 * channels))
+        self.film_bias = nn.Parameter(torch.zeros(groups, 2 * channels))
+        self.shared = nn.Sequential(nn.Conv2d(channels, channels, 3, padding=1), nn.GELU())
+        self.heat = nn.Sequential(
+            nn.Conv2d(groups * channels, groups * hidden, 1, groups=groups), nn.GELU(),
+            nn.Conv2d(groups * hidden, n_keypoints, 1, groups=groups),
+        )
+        self.group_embed = nn.Parameter(torch.randn(groups, d_model) * 0.02)
+        self.to_token = nn.Sequential(
+            nn.Linear(2 * self.per_group, d_model), nn.GELU(), nn.Linear(d_model, d_model)
+        )
+
+    def forward(self, feats: torch.Tensor, lang: torch.Tensor,
+                lang_mask: torch.Tensor) -> torch.Tensor:
+        """feats (B, C, h, w); lang (B, L, W) with mask (B, L) -> G tokens (B, G, D)."""
+        coords = self.coordinates(feats, lang, lang_mask)  # (B, K, 2)
+        b = coords.shape[0]
+        per_group = coords.view(b, self.groups, 2 * self.per_group).to(feats.dtype)
+        return self.to_token(per_group) + self.group_embed  # (B, G, D)
+
+    def attention(self, lang: torch.Tensor, lang_mask: torch.Tensor) -> torch.Tensor:
+        """Each group's weights over the instruction's tokens (B, G, L); rows sum to 1."""
+        scores = torch.einsum("blw,gw->bgl", self.keys(lang), self.queries)
+        scores = scores / lang.shape[-1] ** 0.5
+        scores = scores.float().masked_fill(~lang_mask[:, None, :], float("-inf"))
+        return F.softmax(scores, dim=-1)
+
+    def coordinates(self, feats: torch.Tensor, lang: torch.Tensor,
+                    lang_mask: torch.Tensor) -> torch.Tensor:
+        """The K expected image coordinates (B, K, 2), x and y in [-1, 1], group-major."""
+        pooled = torch.einsum("bgl,blw->bgw", self.attention(lang, lang_mask).to(lang.dtype),
+                              lang)  # (B, G, W)
+        film = torch.einsum("bgw,gwc->bgc", pooled, self.film) + self.film_bias
+        gamma, beta = film.chunk(2, dim=-1)  # (B, G, C) each
+        shared = self.shared(feats)  # (B, C, h, w)
+        x = shared[:, None] * (1 + gamma[..., None, None]) + beta[..., None, None]
+        b, g, c, h, w = x.shape
+        heat = self.heat(x.reshape(b, g * c, h, w))  # (B, K, h, w)
+        return _expected_xy(heat)
+
+
+def _expected_xy(heat: torch.Tensor) -> torch.Tensor:
+    """Spatial softmax of heat maps (B, K, h, w) -> expected (x, y) (B, K, 2) in [-1, 1]."""
+    b, k, h, w = heat.shape
+    prob = F.softmax(heat.flatten(2).float(), dim=-1).view(b, k, h, w)
+    ys = torch.linspace(-1, 1, h, device=heat.device)
+    xs = torch.linspace(-1, 1, w, device=heat.device)
+    return torch.stack([(prob.sum(2) * xs).sum(-1),  # expected x (B, K)
+                        (prob.sum(3) * ys).sum(-1)], dim=-1)  # (B, K, 2)

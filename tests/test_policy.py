@@ -83,12 +83,14 @@ def _batch(obs, language, b=4):
     return images, state, lang, mask
 
 
-@pytest.mark.parametrize("decoder,stem", [("parallel", "conv"), ("autoregressive", "conv"),
-                                          ("parallel", "patch")])
-def test_model_learns_a_batch_and_decodes(decoder, stem, language, observation):
+@pytest.mark.parametrize("decoder,stem,groups", [
+    ("parallel", "conv", 0), ("autoregressive", "conv", 0), ("parallel", "patch", 0),
+    ("parallel", "conv", 2)])
+def test_model_learns_a_batch_and_decodes(decoder, stem, groups, language, observation):
     torch.manual_seed(0)
     cfg = model_config("tiny", decoder=decoder, vision_stem=stem, state_dim=6, action_dim=5,
-                       dropout=0.0, keypoints=4 if stem == "conv" else 0)
+                       dropout=0.0, keypoints=4 if stem == "conv" else 0,
+                       keypoint_groups=groups)
     model = VLAModel(cfg, language.width)
     images, state, lang, mask = _batch(observation[0], language)
     target = torch.randint(0, cfg.n_bins, (4, cfg.chunk_length * 5))
@@ -140,6 +142,30 @@ def test_keypoints_follow_the_instruction_and_the_image(language, observation):
         flipped = model.keypoints(model.vision.features(images["front"].flip(2))[1], lang, mask)
     assert prefix.shape[1] == cfg.n_patches + 1 + 1 + lang.shape[1] + 1  # + CLS + keypoints
     assert not torch.allclose(token, reworded) and not torch.allclose(token, flipped)
+
+
+def test_referent_keypoints_give_one_token_per_group_and_read_their_own_words(
+        language, observation):
+    """With keypoint_groups=G each group pools the instruction with its own attention
+    (padding gets no weight) and adds its own token; the model still fits a batch."""
+    torch.manual_seed(0)
+    cfg = model_config("tiny", state_dim=6, action_dim=5, keypoint_groups=2, dropout=0.0)
+    model = VLAModel(cfg, language.width)
+    torch.nn.init.normal_(model.keypoints.film, std=0.5)  # zero-initialised: wake it
+    images, state, lang, mask = _batch(observation[0], language, b=1)
+    short, short_mask = language.encode(["touch the purple bar", observation[0]["instruction"]])
+    with torch.no_grad():
+        prefix, _ = model.encode_prefix(images, state, lang, mask)
+        attention = model.keypoints.attention(short, short_mask)  # (2, G, L)
+        _, stem_map = model.vision.features(images["front"])
+        tokens = model.keypoints(stem_map.expand(2, -1, -1, -1), short, short_mask)
+    assert prefix.shape[1] == cfg.n_patches + 1 + 2 + lang.shape[1] + 1  # + CLS + G tokens
+    assert tokens.shape == (2, 2, cfg.d_model)
+    assert torch.allclose(attention.sum(-1), torch.ones(2, 2))
+    assert torch.all(attention[~short_mask[:, None, :].expand_as(attention)] == 0)
+    assert not torch.allclose(tokens[0], tokens[1])  # the words choose where to look
+    with pytest.raises(ValueError, match="model.keypoint_groups=3 must be 0, or divide"):
+        model_config("tiny", keypoint_groups=3)
 
 
 def test_autoregressive_kv_cache_matches_teacher_forcing(language, observation):
