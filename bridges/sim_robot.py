@@ -121,11 +121,19 @@ class EpisodeResult:
 
 
 def run_sim_episode(loop, robot: SimRobot, seed: int, instruction: str | None = None,
-                    max_ticks: int | None = None) -> EpisodeResult:
+                    max_ticks: int | None = None, command=None) -> EpisodeResult:
     """One episode of `robot`'s scene (seed) driven by `loop` (a connected ControlLoop);
-    `instruction`, when given, replaces the scene's own in what the policy reads."""
+    `instruction`, when given, replaces the scene's own in what the policy reads.
+    `command` (a `sims.commands.Command`) replaces the scene's goal itself: the policy
+    reads the typed words and the simulator judges what they name (`NotInScene` when
+    the scene lacks it, raised before anything moves)."""
     robot.instruction = instruction
     robot.reset_episode(seed)
+    if command is not None:
+        from sims.commands import ground
+
+        env = robot.env.unwrapped
+        robot._obs = env.command(command.task, ground(command, env.goal))
     control = loop.run(steps=max_ticks, stop=lambda: robot.done)
     return EpisodeResult(seed, instruction or robot.scene_instruction, robot.scene_instruction,
                          robot.success, robot.steps, control, list(robot.frames))

@@ -107,6 +107,7 @@ class TabletopEnv(gym.Env):
         rng = episode_rng(self.episode_seed, split, self.mode)
         self._build_world()
         self.goal = self.task.setup(rng, rules_for(self.task_name, split, rng))
+        self.goal_task = self.task_name
         settle = PHYSICS_HZ // 10  # let objects settle before the first frame
         if self.random_start:
             self._move_to_random_start(rng)
@@ -193,6 +194,17 @@ class TabletopEnv(gym.Env):
         ]
         self._render_camera = Camera(p, self._render_config)
 
+    def command(self, task: str, goal: Goal) -> dict:
+        """Judge the rest of this episode by `goal` of `task` instead of the scene's own
+        (what a user typed; see sims/commands.py). Observations then carry the goal's
+        instruction. Returns the current observation."""
+        if self.goal is None:
+            raise RuntimeError("command() called before reset()")
+        if task not in TASKS:
+            raise ValueError(f"task={task!r} is unknown; expected one of {', '.join(TASKS)}")
+        self.task, self.goal, self.goal_task = TASKS[task](self.p, self.robot), goal, task
+        return self._observation()
+
     def _observation(self) -> dict:
         images = {}
         for cam in self.cameras:
@@ -205,7 +217,7 @@ class TabletopEnv(gym.Env):
     def _info(self, success: bool) -> dict:
         return {
             "success": bool(success),
-            "task": self.task_name,
+            "task": self.goal_task,
             "robot": self.robot_name,
             "split": self.current_split,
             "seed": self.episode_seed,

@@ -50,7 +50,8 @@ class Expert:
 
     # -- public -------------------------------------------------------------------------
     def act(self) -> np.ndarray:
-        return POLICIES[self.env.task_name](self).astype(np.float32)
+        # goal_task: the scene's own task, or the one a typed command put in its place.
+        return POLICIES[self.env.goal_task](self).astype(np.float32)
 
     def perturb(self, action: np.ndarray) -> np.ndarray:
         """The action to execute: clean action plus noise on the motion dimensions."""

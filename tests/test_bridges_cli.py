@@ -78,13 +78,14 @@ def test_bridge_sim_without_a_server_says_how_to_start_one():
 
 def test_command_json_end_to_end_with_a_builtin_policy(tmp_path):
     video = tmp_path / "command.mp4"
-    done = vla("command", "stack the red block on the blue block", "--scene", "sims/Stack-v0",
+    done = vla("command", "stack the red block on the gray block", "--scene", "sims/Stack-v0",
                "--seed", "2", "--policy", "builtin:hold", "--max-steps", "5",
                "--video", str(video), "--json")
     # Exit status 1: the command ran, the task was not done (a builtin policy cannot).
     assert done.returncode == 1, done.stderr
     report = json.loads(done.stdout)
-    assert report["command"] == "stack the red block on the blue block"
+    assert report["command"] == "stack the red block on the gray block"
+    assert report["task"] == "stack" and report["refused"] is False
     assert report["scene"] == "sims/Stack-v0" and report["seed"] == 2
     assert report["success"] is False and report["steps"] == 5
     assert report["scene_instruction"] and report["scene_instruction"] != report["command"]
@@ -93,11 +94,12 @@ def test_command_json_end_to_end_with_a_builtin_policy(tmp_path):
 
 
 def test_command_prompt_runs_each_line_in_the_same_scene():
-    done = vla("command", "--scene", "pick", "--seed", "1", "--max-steps", "3", "--json",
-               stdin="pick up the red cube\n\nwave\nquit\nnever run\n")
+    # Pick-v0 seed 1 (L1, evaluation stream) holds a cyan cube and a green cylinder.
+    done = vla("command", "--scene", "pick", "--seed", "1", "--max-steps", "3",
+               stdin="pick up the green block\n\nwave\ntouch the cyan cube\nquit\nnever\n")
     assert done.returncode == 0, done.stderr
-    lines = [json.loads(line) for line in done.stdout.splitlines()]
-    assert [r["command"] for r in lines] == ["pick up the red cube", "wave"]
-    assert all(r["scene"] == "sims/Pick-v0" and r["seed"] == 1 and r["steps"] == 3
-               for r in lines)
-    assert lines[0]["scene_instruction"] == lines[1]["scene_instruction"]
+    lines = done.stdout.splitlines()
+    assert lines[0].startswith("scene sims/Pick-v0 seed 1. The scene has")
+    assert "refused, nothing moved: I could not match 'wave'" in done.stdout
+    ran = [line for line in lines if line.startswith("not done after 3 steps")]
+    assert [line.split(": ")[1] for line in ran] == ["pick", "touch"]

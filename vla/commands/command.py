@@ -1,9 +1,16 @@
 """`vla command "stack the red block on the blue block"`: tell the sim robot what to do.
 
-Starts a policy server in this process (or uses `--connect`), runs the sim bridge with the
-typed command in place of the scene's instruction, and reports whether the scene's task
-succeeded. Without a command, a prompt reads one command per line; each is a fresh
-attempt in the same scene (same task and seed), so every result means the same thing.
+The typed words are parsed with the task suite's grammar (sims/commands.py): the task,
+the objects, zone or board location they name. Nothing moves until that is settled: a
+command that matches no task, or names something the scene does not contain, is refused
+with what was understood and what the scene holds. With `--scene auto` (the default) a
+scene of the command's own task that contains what it names is chosen; with a task name,
+the command is grounded in that task's scene. Then a policy server starts in this
+process (or `--connect` is used), the sim bridge runs, and the simulator judges the typed
+command, not the scene's own task.
+
+Without a command, a prompt reads one command per line, each a fresh attempt in one
+scene (the one `--scene` names, or the stack scene for `auto`).
 """
 
 from __future__ import annotations
@@ -15,23 +22,32 @@ import sys
 from vla.commands.bridge import add_loop_arguments, loop_config, write_episodes_video
 from vla.errors import UserError
 
-DEFAULT_SCENE = "sims/Stack-v0"
+AUTO = "auto"
+PROMPT_SCENE = "sims/Stack-v0"  # `auto` at the prompt: a scene with the most to talk about
 DEFAULT_POLICY = "the shipped default policy"
 QUIT = ("quit", "exit", "q")
+# Exit statuses, one per outcome (also in --help).
+DONE, NOT_DONE, ERROR, NOT_UNDERSTOOD, NOT_IN_SCENE = 0, 1, 2, 3, 4
 
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
         "command", help="command the sim robot in natural language",
-        description=__doc__.splitlines()[0].replace("`", ""),
-        epilog="Exit status: 0 when the scene's task succeeded, 1 when it did not, 2 on "
-               "errors. With a prompt: 0 unless an error stops it.")
-    p.add_argument("command", nargs="?", help="what the robot should do (omit for a prompt)")
-    p.add_argument("--scene", default=DEFAULT_SCENE,
-                   help=f"task whose scene the robot works in (default {DEFAULT_SCENE})")
-    p.add_argument("--seed", type=int, default=0, help="scene seed (default 0)")
+        description=__doc__.split("\n\n")[0].replace("`", ""),
+        epilog=f"Exit status: {DONE} when the simulator judged the typed command done, "
+               f"{NOT_DONE} when not, {ERROR} on errors, {NOT_UNDERSTOOD} when the command "
+               f"matches no task, {NOT_IN_SCENE} when it names something the scene lacks "
+               f"(both before moving). With a prompt: {DONE} unless an error stops it.")
+    # dest "text": "command" is the subcommand's own name (used in error messages).
+    p.add_argument("text", metavar="COMMAND", nargs="?",
+                   help="what the robot should do (omit for a prompt)")
+    p.add_argument("--scene", default=AUTO,
+                   help="'auto' (default): a scene of the command's task that holds what it "
+                        "names; or a task id or name whose scene to work in")
+    p.add_argument("--seed", type=int, default=0,
+                   help="scene seed (default 0; with auto, where the search starts)")
     p.add_argument("--max-steps", type=int, help="give up after this many steps "
-                                                 "(default: the scene task's own limit)")
+                                                 "(default: the typed task's own limit)")
     p.add_argument("--video", metavar="FILE", help="write the attempt to this mp4 (with a "
                                                    "prompt: FILE-1.mp4, FILE-2.mp4, ...)")
     p.add_argument("--json", action="store_true", help="print a JSON object per command")
@@ -48,58 +64,122 @@ def register(subparsers) -> None:
 def run(args) -> int:
     import logging
 
+    from sims.commands import NotInScene, NotUnderstood, find_scene, parse
+    from sims.tasks import TASKS
+    from vla.envs import resolve_env_id
+
+    logging.basicConfig(level=logging.WARNING, format="%(name)s: %(message)s")
+    if args.text is None:  # the prompt: one scene, many commands
+        scene = PROMPT_SCENE if args.scene == AUTO else resolve_env_id(args.scene)
+        return _session(args, scene, args.seed, "L1", None,
+                        args.max_steps or max(t.max_steps for t in TASKS.values()))
+    text = " ".join(args.text.split())
+    if not text:
+        raise UserError("the command is empty; say what the robot should do")
+    try:
+        command = parse(text)
+    except NotUnderstood as err:
+        return _refuse(args, text, None, NOT_UNDERSTOOD, str(err))
+    seed, split = args.seed, "L1"
+    if args.scene == AUTO:
+        scene = _env_id(command.task)
+        try:
+            seed, split = find_scene(command, args.seed)
+        except NotInScene as err:
+            return _refuse(args, text, command, NOT_IN_SCENE, str(err))
+    else:
+        scene = resolve_env_id(args.scene)
+    max_steps = args.max_steps or TASKS[command.task].max_steps
+    return _session(args, scene, seed, split, command, max_steps)
+
+
+def _env_id(task: str) -> str:
+    import sims
+
+    return next(i for i in sims.ENV_IDS if sims.env_task(i) == (task, "panda"))
+
+
+def _session(args, scene: str, seed: int, split: str, command, max_steps: int) -> int:
     from bridges.client import ControlLoop
     from bridges.connection import BridgeError
     from bridges.robot import RobotError
     from bridges.sim_robot import SimRobot
-    from vla.envs import resolve_env_id
 
-    logging.basicConfig(level=logging.WARNING, format="%(name)s: %(message)s")
-    scene = resolve_env_id(args.scene)
     config = loop_config(args)
-    robot = SimRobot(scene, seed=args.seed, record=bool(args.video), max_steps=args.max_steps)
+    robot = SimRobot(scene, seed=seed, split=split, record=bool(args.video),
+                     max_steps=max_steps)
     try:
         with contextlib.ExitStack() as stack:
-            url = args.connect or stack.enter_context(_local_server(args, robot.spec))
             stack.enter_context(robot)
+            # Refuse before a server starts or anything moves.
+            refused = command is not None and _check(args, robot, command)
+            if refused:
+                return refused
+            url = args.connect or stack.enter_context(_local_server(args, robot.spec))
             loop = stack.enter_context(ControlLoop(robot, url, config))
-            if args.command is not None:
-                return 0 if _carry_out(args, loop, robot, args.command, args.video) else 1
+            if command is not None:
+                return _carry_out(args, loop, robot, command, args.video)
             _prompt(args, loop, robot)
-            return 0
+            return DONE
     except (BridgeError, RobotError) as err:
         raise UserError(str(err)) from None
 
 
-def _carry_out(args, loop, robot, command: str, video: str | None) -> bool:
+def _check(args, robot, command) -> int:
+    """0 when the command can be grounded in the robot's scene, else the refusal status."""
+    from sims.commands import NotInScene, ground
+
+    try:
+        ground(command, robot.env.unwrapped.goal)
+    except NotInScene as err:
+        return _refuse(args, command.text, command, NOT_IN_SCENE,
+                       f"{err} (scene {robot.task_id}, seed {robot.seed}; try --scene auto)")
+    return 0
+
+
+def _refuse(args, text: str, command, status: int, reason: str) -> int:
+    """Say why nothing moves: what was understood, and what is missing or unknown."""
+    understood = f"{command.task}: {command.summary()}" if command else None
+    if args.json:
+        print(json.dumps({"command": text, "refused": True, "status": status,
+                          "understood": understood, "reason": reason}), flush=True)
+    else:
+        if understood:
+            print(f"understood \"{text}\" as {understood}")
+        print(f"refused, nothing moved: {reason}")
+    return status
+
+
+def _carry_out(args, loop, robot, command, video: str | None) -> int:
     from bridges.sim_robot import run_sim_episode
     from bridges.stats import format_summary
 
-    command = " ".join(command.split())
-    if not command:
-        raise UserError("the command is empty; say what the robot should do")
-    result = run_sim_episode(loop, robot, args.seed, instruction=command)
+    result = run_sim_episode(loop, robot, robot.seed, command=command)
     path = write_episodes_video(video, [result], robot.spec.control_hz) if video else None
     if args.json:
-        print(json.dumps({"command": command, "scene": robot.task_id, "seed": args.seed,
+        print(json.dumps({"command": command.text, "refused": False, "task": command.task,
+                          "understood": command.summary(), "scene": robot.task_id,
+                          "seed": robot.seed, "split": robot.env.unwrapped.current_split,
                           "success": result.success, "steps": result.steps,
                           "scene_instruction": result.scene_instruction, "video": path,
                           "control": result.control}), flush=True)
     else:
-        verdict = "success" if result.success else "not done"
-        print(f"{verdict} after {result.steps} steps: \"{command}\""
-              f" (success means the scene's task: \"{result.scene_instruction}\")")
+        verdict = "done" if result.success else "not done"
+        print(f"{verdict} after {result.steps} steps: {command.task}: {command.summary()} "
+              f"(scene {robot.task_id}, seed {robot.seed})")
         print(f"  control: {format_summary(result.control)}")
         if path:
             print(f"  video: {path}")
-    return result.success
+    return DONE if result.success else NOT_DONE
 
 
 def _prompt(args, loop, robot) -> None:
     """Read commands until EOF or 'quit'; each is a fresh attempt in the same scene."""
+    from sims.commands import NotInScene, NotUnderstood, contents, ground, parse
+
     interactive = sys.stdin.isatty()
     if not args.json:
-        print(f"scene {robot.task_id} seed {args.seed}: \"{robot.scene_instruction}\". "
+        print(f"scene {robot.task_id} seed {robot.seed}. {contents(robot.env.unwrapped.goal)} "
               f"Type a command per line; 'quit' or Ctrl-D ends.", flush=True)
     n = 0
     while True:
@@ -107,14 +187,23 @@ def _prompt(args, loop, robot) -> None:
             line = input("command> " if interactive else "")
         except EOFError:
             break
-        line = line.strip()
+        line = " ".join(line.split())
         if not line:
             continue
         if line.lower() in QUIT:
             break
+        try:
+            command = parse(line)
+            ground(command, robot.env.unwrapped.goal)
+        except NotUnderstood as err:
+            _refuse(args, line, None, NOT_UNDERSTOOD, str(err))
+            continue
+        except NotInScene as err:
+            _refuse(args, line, command, NOT_IN_SCENE, str(err))
+            continue
         n += 1
         video = _numbered(args.video, n) if args.video else None
-        _carry_out(args, loop, robot, line, video)
+        _carry_out(args, loop, robot, command, video)
 
 
 def _numbered(path: str, n: int) -> str:
