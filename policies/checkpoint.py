@@ -9,15 +9,18 @@
     action_contract.json   robot, action/state layout, units, rate, cameras, chunk,
                             normalisation statistics, and a hash of all of it
 
-Writes are atomic: everything goes to a temporary sibling directory that is renamed into
-place, so a kill leaves either the old checkpoint or the new one, never half of one.
+Writes are atomic: everything goes to a temporary sibling directory that then takes the
+place of the old one in one step (`swap_into_place`), so a kill leaves either the old
+checkpoint or the new one, never half of one.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
+import signal
 from pathlib import Path
 
 from policies.config import ModelConfig
@@ -55,13 +58,70 @@ def save_pretrained(directory: str | Path, model, tokenizer: ActionTokenizer,
 
 
 def swap_into_place(tmp: Path, final: Path) -> None:
-    if final.exists():
-        old = final.with_name(f".{final.name}.old-{os.getpid()}")
-        os.rename(final, old)
+    """Make the complete directory `tmp` appear at `final` in one step.
+
+    The previous `final` stays whole until then: on Linux the two directories trade
+    places in one atomic rename (renameat2 RENAME_EXCHANGE), so there is no moment without
+    a `final`; elsewhere two renames leave a short window, closed by `recover()`.
+    """
+    if not final.exists():
         os.rename(tmp, final)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.rename(tmp, final)
+        return
+    if _exchange(tmp, final):  # `tmp` now holds the previous directory
+        fault_point("checkpoint:swapped")
+        shutil.rmtree(tmp, ignore_errors=True)
+        return
+    old = final.with_name(f".{final.name}.old-{os.getpid()}")
+    os.rename(final, old)
+    os.rename(tmp, final)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def recover(final: Path) -> None:
+    """After a kill in the two-rename fallback of `swap_into_place`: put the previous
+    directory back where it was. Leftover temporary siblings are removed."""
+    leftovers = sorted(final.parent.glob(f".{final.name}.*"))
+    if not final.exists():
+        old = [p for p in leftovers if ".old-" in p.name]
+        if old:
+            os.rename(old[-1], final)
+            leftovers.remove(old[-1])
+    for path in leftovers:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Atomically swap two paths (Linux renameat2); False where that is not available."""
+    import ctypes
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return False
+    libc = ctypes.CDLL(None, use_errno=True)
+    renameat2 = getattr(libc, "renameat2", None)
+    if renameat2 is None:  # glibc < 2.28
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    if renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):  # the filesystem cannot
+        return False
+    raise OSError(err, f"swapping {a} and {b}: {os.strerror(err)}")
+
+
+def fault_point(name: str) -> None:
+    """A place where a kill is tested: with VLA_KILL_AT=name (or name@N for its N-th
+    time) in the environment, the process SIGKILLs itself here, as a power cut would."""
+    wanted = os.environ.get("VLA_KILL_AT")
+    if not wanted or wanted.split("@")[0] != name:
+        return
+    _FAULT_COUNTS[name] = _FAULT_COUNTS.get(name, 0) + 1
+    if _FAULT_COUNTS[name] == int(wanted.split("@")[1] if "@" in wanted else 1):
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+_FAULT_COUNTS: dict[str, int] = {}
 
 
 def read_checkpoint(directory: str | Path) -> dict:

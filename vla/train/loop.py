@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -26,7 +27,7 @@ import torch
 import yaml
 from torch.utils.data import DataLoader
 
-from policies.checkpoint import load_model, save_pretrained
+from policies.checkpoint import fault_point, load_model, recover, save_pretrained, swap_into_place
 from policies.language import LanguageEncoder
 from policies.vla_model import VLAModel
 from vla.contract import ActionContract
@@ -97,6 +98,8 @@ def train(cfg: TrainConfig, out: str, resume: bool = False, progress: bool | Non
     `start` builds what is trained (default: a new model, `from_scratch`)."""
     run = Path(out)
     ckpt_dir = run / "checkpoint"
+    if run.is_dir() and os.environ.get("RANK", "0") == "0":
+        recover(ckpt_dir)  # a kill during a save may have left staging directories
     if resume and not (ckpt_dir / "train_state.json").is_file():
         raise FileNotFoundError(f"--resume: {ckpt_dir} holds no resumable checkpoint")
     if not resume and ckpt_dir.exists():
@@ -151,11 +154,18 @@ def train(cfg: TrainConfig, out: str, resume: bool = False, progress: bool | Non
     t_start, samples, loss_value = time.perf_counter(), 0, float("nan")
 
     def save() -> None:
+        """Weights, tokenizer, contract and train state, staged beside the checkpoint and
+        swapped in together: a kill at any point leaves the previous one, resumable."""
         if not main:
             return
-        begin.save(ckpt_dir)
-        save_train_state(ckpt_dir, optimizer, scheduler, {"augment": augment_gen}, step,
+        staging = ckpt_dir.with_name(f".{ckpt_dir.name}.staging-{os.getpid()}")
+        shutil.rmtree(staging, ignore_errors=True)
+        begin.save(staging)
+        fault_point("checkpoint:weights")
+        save_train_state(staging, optimizer, scheduler, {"augment": augment_gen}, step,
                          {"config": dataclasses.asdict(cfg)})
+        fault_point("checkpoint:state")
+        swap_into_place(staging, ckpt_dir)
 
     last = cfg.steps if stop_after is None else min(cfg.steps, stop_after)
     first_step, t_steady, samples_steady = step, None, 0
