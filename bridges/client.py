@@ -47,7 +47,7 @@ class LoopConfig:
     mode: str = "async"               # "async" (re-query ahead) or "ensemble" (blend chunks)
     deadline_s: float = 0.5           # silent this long while we wait: the server is gone
     heartbeat_s: float = 0.2          # ping when the server was silent this long
-    connect_timeout_s: float = 10.0   # first hello: how long to wait for a server at all
+    connect_timeout_s: float = 15.0   # first hello: how long to wait for a server at all
     first_reply_timeout_s: float = 30.0  # first chunk of a run (the policy may warm up)
     sync_wait: float = 0.5            # fraction of a period to wait for a chunk due now
     lead_margin: int = 1              # async: extra ticks of actions kept when re-asking

@@ -8,7 +8,11 @@ from __future__ import annotations
 
 import gymnasium
 
-from sims.tasks import TASKS
+from sims.quiet import import_pybullet
+
+import_pybullet()  # before any sims module imports it: no build banner on stdout
+
+from sims.tasks import TASKS  # noqa: E402
 
 # task name -> CamelCase id stem
 _ID_STEMS = {

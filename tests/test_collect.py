@@ -41,7 +41,7 @@ def pick4(tmp_path_factory):
 def test_collect_writes_exactly_n_complete_episodes(pick4):
     paths = DatasetDir(pick4).episode_paths()
     assert len(paths) == 4 and all(p.name.startswith("Pick-v0_L1_s") for p in paths)
-    assert not list((pick4 / "tmp").iterdir())
+    assert not (pick4 / "tmp").exists()  # removed once the collection is complete
     with h5py.File(paths[0], "r") as f:
         t = f.attrs["n_frames"]
         assert f["images/front"].shape == (t, 128, 128, 3)
@@ -110,7 +110,35 @@ def test_sigkill_leaves_no_partial_episode_and_resume_finishes(tmp_path):
             assert len(f["action"]) == f.attrs["n_frames"] == len(f["images/front"])
     assert vla("collect", "--task", "pick", "--episodes", 8, "--out", out, "--resume") == 0
     assert len(seeds_in(out)) == 8
-    assert not list((out / "tmp").iterdir())
+    assert not (out / "tmp").exists()
+
+
+def test_power_cut_mid_write_leaves_only_complete_episodes(tmp_path):
+    """Every process killed at once while an episode file is half written (a slowed
+    writer): episodes/ holds only complete, readable episodes, and resume finishes."""
+    out = tmp_path / "data"
+    cmd = [sys.executable, "-m", "vla.cli", "collect", "--task", "pick", "--episodes", "4",
+           "--out", str(out), "--workers", "2"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True,
+                            env={**os.environ, "VLA_TEST_WRITE_DELAY_S": "3"})
+    try:
+        deadline = time.monotonic() + 60
+        while not list(out.glob("**/*.h5*")) and time.monotonic() < deadline:
+            time.sleep(0.02)  # the first episode file appears: it is being written
+        time.sleep(0.5)  # halfway: images written, the rest waits on the slowed writer
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    finally:
+        if _group_alive(proc.pid):
+            os.killpg(proc.pid, signal.SIGKILL)
+    half_written = list(out.glob("**/*.h5*"))
+    assert half_written, "killed before any episode was written"
+    for path in out.glob("episodes/*"):  # only complete, readable episodes were published
+        with h5py.File(path, "r") as f:
+            assert len(f["action"]) == f.attrs["n_frames"] == len(f["images/front"])
+    assert vla("collect", "--task", "pick", "--episodes", 4, "--out", out, "--resume") == 0
+    assert len(seeds_in(out)) == 4 and not (out / "tmp").exists()
 
 
 def _group_alive(pgid: int) -> bool:

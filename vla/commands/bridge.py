@@ -31,13 +31,20 @@ def register(subparsers) -> None:
 
 
 def add_loop_arguments(p: argparse.ArgumentParser) -> None:
-    """Options of the robot-side control loop, shared with `vla command`."""
-    p.add_argument("--mode", choices=("async", "ensemble"), default="async",
-                   help="chunk execution: async re-query (default) or temporal ensembling")
-    p.add_argument("--deadline", type=float, default=0.5, metavar="S",
-                   help="seconds without a reply before the robot holds (default 0.5)")
-    p.add_argument("--connect-timeout", type=float, default=15.0, metavar="S",
-                   help="seconds to wait for a server to answer hello (default 15)")
+    """Options of the robot-side control loop, shared with `vla command`; the defaults
+    are LoopConfig's own, so the CLI and the Python API cannot drift apart."""
+    from bridges.client import LoopConfig
+
+    d = LoopConfig()
+    p.add_argument("--mode", choices=("async", "ensemble"), default=d.mode,
+                   help=f"chunk execution: async re-query or temporal ensembling "
+                        f"(default {d.mode})")
+    p.add_argument("--deadline", type=float, default=d.deadline_s, metavar="S",
+                   help=f"seconds without a reply before the robot holds "
+                        f"(default {d.deadline_s:g})")
+    p.add_argument("--connect-timeout", type=float, default=d.connect_timeout_s, metavar="S",
+                   help=f"seconds to wait for a server to answer hello "
+                        f"(default {d.connect_timeout_s:g})")
     p.add_argument("--jpeg-quality", type=int, metavar="Q",
                    help="send camera images as JPEG of this quality (default: raw)")
     p.add_argument("--server-key", metavar="FILE",

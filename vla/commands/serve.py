@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from vla.errors import UserError
+
 DEFAULT_POLICY = "the shipped default policy, or builtin:hold without one"
 
 
@@ -17,19 +19,28 @@ def register(subparsers) -> None:
                                         f"(default {DEFAULT_POLICY} when no --checkpoint)")
     p.add_argument("--task", default="sims/Pick-v0",
                    help="task whose action contract a builtin policy uses (default sims/Pick-v0)")
-    p.add_argument("--bind", default="tcp://127.0.0.1:5555",
-                   help="address to listen on (default tcp://127.0.0.1:5555, loopback only)")
+    # Defaults come from ServerConfig, so the CLI and the Python API cannot drift apart.
+    from vla.serving.server import ServerConfig
+
+    d = ServerConfig()
+    p.add_argument("--bind", default=d.bind,
+                   help=f"address to listen on (default {d.bind}, loopback only)")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"),
                    help="where the policy runs (default auto: cuda when available)")
-    p.add_argument("--max-batch", type=int, default=16, help="largest batch (default 16)")
-    p.add_argument("--max-wait-ms", type=float, default=2.0,
-                   help="longest a request waits for a batch to fill (default 2)")
-    p.add_argument("--max-message-mb", type=float, default=8.0,
-                   help="largest message accepted, MiB (default 8)")
-    p.add_argument("--client-timeout-s", type=float, default=30.0,
-                   help="free a client's state after this long without a message (default 30)")
-    p.add_argument("--log-every-s", type=float, default=10.0,
-                   help="seconds between latency summaries in the log (default 10)")
+    p.add_argument("--max-batch", type=int, default=d.max_batch,
+                   help=f"largest batch (default {d.max_batch})")
+    p.add_argument("--max-wait-ms", type=float, default=d.max_wait_ms,
+                   help=f"longest a request waits for a batch to fill (default "
+                        f"{d.max_wait_ms:g})")
+    p.add_argument("--max-message-mb", type=float, default=d.max_message_bytes / 2**20,
+                   help=f"largest message accepted, MiB (default "
+                        f"{d.max_message_bytes / 2**20:g})")
+    p.add_argument("--client-timeout-s", type=float, default=d.client_timeout_s,
+                   help=f"free a client's state after this long without a message (default "
+                        f"{d.client_timeout_s:g})")
+    p.add_argument("--log-every-s", type=float, default=d.log_every_s,
+                   help=f"seconds between latency summaries in the log (default "
+                        f"{d.log_every_s:g})")
     p.add_argument("--curve-secret", metavar="FILE",
                    help="the server's .key_secret file (from `vla keys`): turns on CurveZMQ")
     p.add_argument("--curve-allow", metavar="DIR",
@@ -54,6 +65,7 @@ def run(args) -> int:
     from vla.serving.server import PolicyServer, ServerConfig
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    check_endpoint(args.bind)
     config = ServerConfig(
         bind=args.bind, max_batch=args.max_batch, max_wait_ms=args.max_wait_ms,
         max_message_bytes=int(args.max_message_mb * 2**20),
@@ -93,3 +105,14 @@ def _task_contract(task: str):
         return ActionContract.from_env(env)
     finally:
         env.close()
+
+
+TRANSPORTS = ("tcp://", "ipc://", "inproc://")
+
+
+def check_endpoint(bind: str) -> None:
+    """A ZeroMQ endpoint needs its transport; 'host:port' alone gets a hint, not EINVAL."""
+    if not bind.startswith(TRANSPORTS):
+        raise UserError(f"--bind {bind!r} has no transport; expected e.g. "
+                        f"tcp://{bind if ':' in bind else '127.0.0.1:5555'} "
+                        f"(one of {', '.join(TRANSPORTS)})")

@@ -8,13 +8,14 @@ def register(subparsers) -> None:
     sub = p.add_subparsers(dest="tokenizer_command", metavar="ACTION", required=True)
     r = sub.add_parser(
         "report", help="round-trip error per dimension and bin occupancy",
-        description="DIR is a checkpoint (its tokenizer is checked against --data or, "
-                    "without it, re-fitted data is not needed: its own data) or a dataset "
-                    "(a tokenizer is fitted on it with --bins/--mode).",
+        description="DIR is a checkpoint or run directory (its tokenizer is measured on "
+                    "the datasets given with --data, which a checkpoint needs) or a dataset "
+                    "(a tokenizer is fitted on it with --bins/--mode and measured on it, or "
+                    "on --data).",
     )
     r.add_argument("dir", help="checkpoint directory or dataset directory")
-    r.add_argument("--data", nargs="*", help="datasets to measure on (default: DIR if it "
-                   "is a dataset)")
+    r.add_argument("--data", nargs="*", help="datasets to measure on (required for a "
+                   "checkpoint; default for a dataset: DIR itself)")
     r.add_argument("--bins", type=int, default=256, help="bins when fitting (default 256)")
     r.add_argument("--mode", default="uniform", help="uniform | quantile (when fitting)")
     r.add_argument("--json", action="store_true", help="print JSON")

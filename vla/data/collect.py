@@ -14,6 +14,7 @@ run's seeds are removed from tmp/, and collection goes on until the count is com
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import itertools
 import multiprocessing
@@ -94,6 +95,8 @@ def collect(
         counts = _run(pool, 2 * workers, ds, jobs, len(done), episodes, max_failures, progress)
     _record_run(ds, meta, run_args)
     update_stats(ds)
+    with contextlib.suppress(OSError):  # tmp/ only matters while a collection runs
+        ds.tmp_dir.rmdir()
     seconds = time.perf_counter() - start
     return {
         "env_id": env_id, "split": split, "out": str(ds.root), "requested": episodes,

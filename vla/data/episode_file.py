@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import os
 import re
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -68,6 +69,8 @@ def write_episode(path: str | Path, episode: Episode) -> None:
             f.create_dataset(
                 f"images/{camera}", data=frames, chunks=(1, *frames.shape[1:]), **IMAGE_COMPRESSION
             )
+        f.flush()
+        _slow_writer_for_tests()  # a kill here must never leave a readable-looking episode
         f.create_dataset("state", data=episode.state.astype(np.float32))
         f.create_dataset("action", data=episode.action.astype(np.float32))
         f.create_dataset("executed_action", data=episode.executed_action.astype(np.float32))
@@ -79,6 +82,14 @@ def write_episode(path: str | Path, episode: Episode) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def _slow_writer_for_tests() -> None:
+    """VLA_TEST_WRITE_DELAY_S=S pauses each write halfway for S seconds, so a test can
+    kill a collection while an episode file is half written."""
+    delay = os.environ.get("VLA_TEST_WRITE_DELAY_S")
+    if delay:
+        time.sleep(float(delay))
 
 
 def read_attrs(f: h5py.File) -> dict:
