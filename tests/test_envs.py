@@ -16,6 +16,7 @@ from sims.experts import make_expert
 from sims.language import TEMPLATES
 from sims.scene import SHAPES, TRAIN_COLORS, UNSEEN_COLORS
 from sims.splits import HELD_OUT_COMBOS, HELD_OUT_TASK
+from sims.tasks import TASKS
 
 
 def rollout_digest(env_id: str, seed: int, steps: int = 6) -> str:
@@ -223,3 +224,32 @@ def test_unknown_names_get_clear_errors():
         gym.make("sims/Pick-v0").reset(seed=0, options={"split": "L9"})
     with pytest.raises(ValueError, match="mode='test'"):
         gym.make("sims/Pick-v0", mode="test")
+
+
+def _layout(env) -> tuple:
+    """What makes an episode the same episode: instruction, objects, zones, positions."""
+    goal = env.goal
+    objects = tuple((o.color, o.shape, *np.round(env.task.pos(o)[:2], 3)) for o in goal.objects)
+    zones = tuple((z.color, *np.round(z.center, 3)) for z in goal.zones)
+    return goal.instruction, objects, zones
+
+
+@pytest.mark.parametrize("task", list(TASKS))
+def test_no_evaluation_or_validation_episode_is_a_training_episode(task):
+    """Over many seeds, the streams share no episode (same layout and instruction), and
+    the seeds that drive them never repeat a stream's first draws either."""
+    from sims.env import TabletopEnv
+    from sims.splits import MODES, episode_rng
+
+    split = "L4" if task == HELD_OUT_TASK else "L1"
+    layouts = {}
+    for mode in MODES:
+        env = TabletopEnv(task, image_size=8, mode=mode, random_start=False)
+        layouts[mode] = {_layout(env.unwrapped) for s in range(60)
+                         if env.reset(seed=s, options={"split": split})}
+        env.close()
+        assert len(layouts[mode]) == 60  # different seeds, different episodes
+    assert not layouts["train"] & layouts["eval"] and not layouts["train"] & layouts["val"]
+    draws = {mode: {tuple(episode_rng(s, split, mode).random(2)) for s in range(20_000)}
+             for mode in MODES}
+    assert not draws["train"] & draws["eval"] and not draws["train"] & draws["val"]
