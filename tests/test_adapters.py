@@ -206,3 +206,22 @@ def test_lora_adapts_a_pretrained_causal_lm_trunk(tmp_path):
                 module.enable_adapters(False)
         off = model(*inputs)
     assert not torch.equal(after, before) and torch.equal(off, before)
+
+
+def test_adapter_on_off_on_off_matches_an_independently_loaded_base(tiny_checkpoint, adapter,
+                                                                     adapters_dir):
+    """Switching an adapter off restores the base bit for bit, every time: actions and the
+    action head equal those of the base loaded on its own (not the host's own output)."""
+    host = AdaptedPolicy(tiny_checkpoint, [adapters_dir], device="cpu")
+    base = VLAPolicy.from_pretrained(tiny_checkpoint, device="cpu")
+    observations = [sample_observation(host.contract, seed=s) for s in range(3)]
+    expected = [c.actions for c in base.infer_batch(observations)]
+    on = host.for_adapter("left")
+    for _ in range(2):
+        assert all(np.array_equal(c.actions, expected_actions(host, 3))
+                   for c in on.infer_batch(observations))
+        off = [c.actions for c in host.infer_batch(observations)]
+        assert all(np.array_equal(a, b) for a, b in zip(off, expected, strict=True))
+        head = {k: v for k, v in host.model.state_dict().items() if k.startswith("head.")}
+        assert head.keys() == {"head.weight", "head.bias"}
+        assert all(torch.equal(head[k], base.model.state_dict()[k]) for k in head)
