@@ -262,7 +262,8 @@ class PolicyLink:
             raise BridgeError(f"the policy server at {self.url} answered hello with "
                               f"{msg['kind']!r}; expected 'hello_reply'")
         try:
-            policy = ActionContract.from_dict(msg["contract"])
+            # strict=False: the protocol lets new optional keys appear in any map.
+            policy = ActionContract.from_dict(msg["contract"], strict=False)
         except (KeyError, TypeError, ValueError) as err:
             raise BridgeError(f"the policy server at {self.url} sent an unreadable action "
                               f"contract: {err}") from None

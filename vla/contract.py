@@ -1,7 +1,8 @@
 """The action contract: what a policy and a robot must agree on before anything moves.
 
 It travels with every dataset (meta.json), checkpoint, and `hello` exchange. Two
-contracts are compatible when every field in `MATCH_FIELDS` is equal; otherwise
+contracts are compatible when every field in `MATCH_FIELDS` is equal (numbers within a
+relative `FLOAT_RTOL`, so a peer that packs floats as float32 still matches); otherwise
 `differences()` names each field that differs, with both values, so a bridge can
 refuse to start with a message a person can act on.
 
@@ -12,9 +13,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from dataclasses import asdict, dataclass, field, fields
 
 CONTRACT_VERSION = 1
+# Numbers in MATCH_FIELDS agree when within this relative distance. float32 keeps ~7
+# significant digits (0.05 travels as 0.0500000007...), so exact equality would refuse a
+# peer that packs floats as float32; 1e-6 is still far below any real difference in a
+# scale or a rate. Stated in docs/protocol.md.
+FLOAT_RTOL = 1e-6
 # Fields that must match between a policy and a robot. Normalisation statistics are
 # informative (they describe the training data), not a compatibility requirement.
 MATCH_FIELDS = (
@@ -39,10 +46,13 @@ class ActionContract:
 
     # -- construction ---------------------------------------------------------------------
     @classmethod
-    def from_dict(cls, data: dict) -> ActionContract:
+    def from_dict(cls, data: dict, strict: bool = True) -> ActionContract:
+        """Build from the dict form. `strict` refuses unknown keys (files we wrote: a typo
+        must not pass); `strict=False` ignores them, as the wire protocol promises that
+        new optional keys may appear in any map (docs/protocol.md, "Versions")."""
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(data) - known - {"hash"})
-        if unknown:
+        if unknown and strict:
             raise ValueError(f"action contract has unknown fields {unknown}; "
                              f"expected only {sorted(known)}")
         missing = [n for n in MATCH_FIELDS if n not in data]
@@ -101,7 +111,7 @@ class ActionContract:
         lines = []
         for name in MATCH_FIELDS:
             ours, theirs = getattr(self, name), getattr(other, name)
-            if _canonical(ours) != _canonical(theirs):
+            if not _same(_canonical(ours), _canonical(theirs)):
                 lines.append(f"{name}: policy has {ours!r}, robot has {theirs!r}")
         return lines
 
@@ -113,3 +123,15 @@ class ActionContract:
 
 def _canonical(value):
     return json.loads(json.dumps(value, sort_keys=True))
+
+
+def _same(a, b) -> bool:
+    """Equal, with numbers compared within FLOAT_RTOL (JSON-shaped values only)."""
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)) \
+            and not isinstance(a, bool) and not isinstance(b, bool):
+        return math.isclose(a, b, rel_tol=FLOAT_RTOL, abs_tol=1e-12)
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    return a == b

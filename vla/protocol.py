@@ -43,7 +43,12 @@ ERROR_CODES = (
     "contract_mismatch",    # hello: the robot's action contract differs from the policy's
     "not_ready",            # act/reset before a successful hello
     "internal",             # the server failed (e.g. the policy raised); retrying may work
+    "expired",              # act: its deadline passed, or would pass before inference ends
+    "superseded",           # act: a newer act of the same client replaced it in the queue
 )
+# What this server adds to version 1 (hello_reply.capabilities.features); a client checks
+# here before relying on one. Each is optional for both sides (docs/protocol.md, section 4).
+FEATURES = ("act_deadline", "supersede", "free_on_disconnect", "contract_in_mismatch")
 
 # Array dtypes that may travel (names as numpy spells them, always little-endian on
 # the wire). A whitelist: object, string and void dtypes could smuggle anything.
@@ -63,7 +68,8 @@ MAX_REQUEST_ID = 2**64 - 1
 class ProtocolError(Exception):
     """A message that breaks the protocol; `code` is one of `ERROR_CODES`."""
 
-    def __init__(self, code: str, message: str, request_id: int | None = None):
+    def __init__(self, code: str, message: str, request_id: int | None = None,
+                 details: dict | None = None):
         if code not in ERROR_CODES:
             raise ValueError(f"error code {code!r} is unknown; expected one of {ERROR_CODES}")
         super().__init__(message)
@@ -71,6 +77,8 @@ class ProtocolError(Exception):
         self.message = message
         # The id of the request that failed, when it could be read; replies echo it.
         self.request_id = request_id
+        # Extra keys of the `error` message, e.g. the policy's `contract` on a mismatch.
+        self.details = dict(details or {})
 
     def to_message(self, request_id: int | None = None) -> dict:
         """This error as an `error` message (the id given, else the one it carries)."""
@@ -78,6 +86,7 @@ class ProtocolError(Exception):
         msg = error(self.code, self.message, rid)
         if self.code == "unsupported_version":
             msg["versions"] = list(SUPPORTED_VERSIONS)
+        msg.update(self.details)
         return msg
 
     @classmethod
@@ -87,7 +96,9 @@ class ProtocolError(Exception):
         text = str(msg.get("message", ""))
         if code not in ERROR_CODES:
             code, text = "internal", f"{code}: {text}"
-        return cls(code, text, msg.get("id"))
+        details = {k: v for k, v in msg.items()
+                   if k not in ("v", "kind", "id", "code", "message")}
+        return cls(code, text, msg.get("id"), details)
 
     def __str__(self) -> str:
         return f"{self.code}: {self.message}"
@@ -301,9 +312,12 @@ def hello_reply(contract: dict, capabilities: dict, request_id: int | None = 0) 
 
 
 def act(observation: dict, episode_id: str, timestamp: float, request_id: int,
-        jpeg_quality: int | None = None, adapter: str | None = None) -> dict:
+        jpeg_quality: int | None = None, adapter: str | None = None,
+        deadline_ms: float | None = None, deadline: float | None = None) -> dict:
     """Client -> server: one observation; `timestamp` is when it was taken (client clock).
-    `adapter` names the adapter for this request only (default: the one named in hello)."""
+    `adapter` names the adapter for this request only (default: the one named in hello).
+    `deadline_ms` (after the server reads it) and `deadline` (client clock, like
+    `timestamp`) say when an answer is no use any more; see `act_budget_s`."""
     obs = {
         "images": {name: encode_image(img, jpeg_quality)
                    for name, img in observation["images"].items()},
@@ -311,6 +325,10 @@ def act(observation: dict, episode_id: str, timestamp: float, request_id: int,
         "instruction": str(observation["instruction"]),
     }
     extra = {"adapter": adapter} if adapter is not None else {}
+    if deadline_ms is not None:
+        extra["deadline_ms"] = float(deadline_ms)
+    if deadline is not None:
+        extra["deadline"] = float(deadline)
     return _message("act", request_id, episode_id=str(episode_id), timestamp=float(timestamp),
                     observation=obs, **extra)
 
@@ -414,6 +432,31 @@ def act_fields(msg: dict) -> tuple[str, float]:
         err.request_id = msg.get("id")
         raise
     return episode_id, float(timestamp)
+
+
+def act_budget_s(msg: dict, timestamp: float) -> float | None:
+    """Seconds the server has for an `act`, from the moment it read it; None: no deadline.
+
+    `deadline_ms` is relative to that moment. `deadline` is absolute in the client's clock
+    (the clock of `timestamp`), so no clock sync is needed: the server counts
+    `deadline - timestamp` from reading the message (it cannot see the time the message
+    spent in transit, so it errs on the generous side by that much). With both, the
+    tighter one holds.
+    """
+    budgets = []
+    try:
+        for key, scale in (("deadline_ms", 1e-3), ("deadline", 1.0)):
+            value = msg.get(key)
+            if value is None:
+                continue
+            if isinstance(value, bool) or not isinstance(value, (int, float)) \
+                    or not math.isfinite(value):
+                raise _bad(key, f"is {short(value)}; expected a finite number or nil")
+            budgets.append(value * scale if key == "deadline_ms" else value - timestamp)
+    except ProtocolError as err:
+        err.request_id = msg.get("id")
+        raise
+    return min(budgets) if budgets else None
 
 
 def actions_from_message(msg: dict, action_dim: int | None = None) -> np.ndarray:

@@ -65,12 +65,14 @@ class PolicyClient:
 
     def act(self, observation: dict, episode_id: str = "episode-0",
             timestamp: float | None = None, jpeg_quality: int | None = None,
-            adapter: str | None = None) -> dict:
+            adapter: str | None = None, deadline_ms: float | None = None,
+            deadline: float | None = None) -> dict:
         """The reply to one observation, with `actions` decoded to a float32 (K, A) array;
-        `adapter` overrides the hello's adapter for this request."""
+        `adapter` overrides the hello's adapter for this request; `deadline_ms` /
+        `deadline` (client clock) let the server answer `expired` instead of computing."""
         stamp = time.time() if timestamp is None else timestamp
         reply = self.request(lambda rid: act(observation, episode_id, stamp, rid, jpeg_quality,
-                                             adapter), "action_reply")
+                                             adapter, deadline_ms, deadline), "action_reply")
         reply["actions"] = actions_from_message(reply)
         return reply
 

@@ -11,9 +11,15 @@ With an `AdapterPolicy` (one base, several adapters), each session names its ada
 `hello` (an `act` may name another for itself); a batch runs one `infer_batch` per adapter
 among its requests, and `hello` or an unknown name makes the policy look for new adapters.
 
+Overload (see batcher.py and peers.py): each session has at most one `act` waiting (a
+newer one supersedes it), batches are drawn round-robin across sessions, an `act` that
+cannot make its deadline is answered `expired` without inference, and a client whose
+connection closes is forgotten at once, with whatever it left in the queue.
+
 Any message, however broken, gets an `error` reply and the loop goes on; only a
 message above the socket's hard size cap is dropped by ZeroMQ itself (together with
-its connection), so memory stays bounded.
+its connection), so memory stays bounded. Messages from a client already gone get no
+reply: nobody would read it.
 """
 
 from __future__ import annotations
@@ -31,9 +37,11 @@ from vla.policy_api import AdapterPolicy, Policy
 from vla.protocol import (
     CLIENT_KINDS,
     DEFAULT_MAX_MESSAGE_BYTES,
+    FEATURES,
     PROTOCOL_VERSION,
     SUPPORTED_VERSIONS,
     ProtocolError,
+    act_budget_s,
     act_fields,
     action_reply,
     hello_reply,
@@ -46,7 +54,8 @@ from vla.protocol import (
     unpack,
 )
 from vla.serving import curve
-from vla.serving.batcher import Batcher, Request
+from vla.serving.batcher import Batcher, InferenceTimes, Request
+from vla.serving.peers import Peers
 from vla.serving.sessions import Session, Sessions
 from vla.serving.stats import ServerStats
 
@@ -107,6 +116,9 @@ class PolicyServer:
         self._startup_error: BaseException | None = None
         self._sessions = Sessions(self.config.client_timeout_s)
         self._batcher = Batcher(self.config.max_batch, self.config.max_wait_ms / 1000)
+        self._inference = InferenceTimes()
+        self._peers: Peers | None = None  # made with the socket
+        self._sock: zmq.Socket | None = None  # for replies sent outside a handler's return
         self._handlers = {"hello": self._on_hello, "act": self._on_act, "reset": self._on_reset,
                           "ping": self._on_ping, "goodbye": self._on_goodbye}
 
@@ -128,9 +140,11 @@ class PolicyServer:
                 self._ready.set()
             self._loop(sock)
             while len(self._batcher):  # answer what was already accepted before leaving
-                self._run_batch(sock, self._batcher.take())
+                self._next_batch(sock, time.monotonic())
             log.info("stopped; %s", self.stats.log_line() or "no requests since last summary")
         finally:
+            if self._peers is not None:
+                self._peers.close()
             if sock is not None:
                 sock.close(linger=0)
             if auth is not None:
@@ -175,6 +189,7 @@ class PolicyServer:
         sock.setsockopt(zmq.LINGER, 0)
         # A client that is gone cannot take its reply; never block the loop on it.
         sock.setsockopt(zmq.SNDTIMEO, 0)
+        self._peers = Peers(sock)  # before bind: every connection's ACCEPTED is seen
         if cfg.curve_secret:
             curve.configure_server(sock, cfg.curve_secret)
         elif not curve.is_loopback(cfg.bind):
@@ -186,9 +201,12 @@ class PolicyServer:
         try:
             sock.bind(cfg.bind)
         except zmq.ZMQError as err:
+            self._peers.close()
+            self._peers = None
             sock.close(linger=0)
             raise ValueError(f"cannot bind {cfg.bind}: {err}") from None
         self.endpoint = sock.getsockopt_string(zmq.LAST_ENDPOINT)
+        self._sock = sock
         log.info("serving %s (contract %s, %s) on %s%s; max batch %d, max wait %.1f ms",
                  self.policy_name, self.contract.hash(), self.device, self.endpoint,
                  " with CurveZMQ" if cfg.curve_secret else "", cfg.max_batch, cfg.max_wait_ms)
@@ -197,6 +215,7 @@ class PolicyServer:
     def _loop(self, sock: zmq.Socket) -> None:
         poller = zmq.Poller()
         poller.register(sock, zmq.POLLIN)
+        poller.register(self._peers.monitor, zmq.POLLIN)  # wake up when a client leaves
         next_housekeeping = time.monotonic()
         next_log = time.monotonic() + self.config.log_every_s
         while not self._stop.is_set():
@@ -204,9 +223,11 @@ class PolicyServer:
             timeout_ms = HOUSEKEEPING_S * 1000 if wait is None else wait * 1000
             if poller.poll(timeout_ms):
                 self._drain(sock)
+            self._free_departed()
             now = time.monotonic()
             while self._batcher.due(now, self._sessions.active(now)):
-                self._run_batch(sock, self._batcher.take())
+                self._next_batch(sock, now)
+                self._free_departed()  # a batch takes a while: who left meanwhile?
                 now = time.monotonic()
             if now >= next_housekeeping:
                 next_housekeeping = now + HOUSEKEEPING_S
@@ -220,10 +241,14 @@ class PolicyServer:
     def _drain(self, sock: zmq.Socket) -> None:
         for _ in range(MAX_DRAIN):
             try:
-                frames = sock.recv_multipart(zmq.NOBLOCK, copy=True)
+                frames = sock.recv_multipart(zmq.NOBLOCK, copy=False)
             except zmq.Again:
                 return
-            self._on_frames(sock, frames, time.monotonic())
+            key = frames[0].bytes
+            if not self._peers.seen(key, frames[-1].get(zmq.SRCFD)):
+                self.stats.record_dropped("from_departed")  # its sender has gone
+                continue
+            self._on_frames(sock, [f.bytes for f in frames], time.monotonic())
 
     def _send(self, sock: zmq.Socket, envelope: list[bytes], message: dict) -> None:
         try:
@@ -279,7 +304,7 @@ class PolicyServer:
             raise ProtocolError("bad_field", f"field 'contract' is {type(raw).__name__}; "
                                              f"expected the robot's action contract map", rid)
         try:
-            theirs = ActionContract.from_dict(raw)
+            theirs = ActionContract.from_dict(raw, strict=False)  # new keys may appear
             diffs = contract.differences(theirs)
         except Exception as err:  # from_dict and its comparison see arbitrary user data
             raise ProtocolError("bad_field", f"field 'contract' is not a valid action "
@@ -288,7 +313,7 @@ class PolicyServer:
             log.info("refused %s@%s: contract differs: %s", robot, key.hex(), "; ".join(diffs))
             raise ProtocolError("contract_mismatch", "the robot's action contract does not "
                                                      "match the policy's: " + "; ".join(diffs),
-                                rid)
+                                rid, details={"contract": contract.to_dict()})
         self._sessions.open(Session(key=key, robot=robot, contract=theirs, adapter=adapter,
                                     last_seen=now))
         self.stats.set_sessions(len(self._sessions), opened=1)
@@ -328,6 +353,7 @@ class PolicyServer:
             "client_timeout_s": self.config.client_timeout_s,
             "adapters": list(getattr(self.policy, "adapters", ())),
             "protocol_version": PROTOCOL_VERSION, "versions": list(SUPPORTED_VERSIONS),
+            "features": list(FEATURES),
         }
 
     def _require_session(self, key: bytes, msg: dict) -> Session:
@@ -353,14 +379,24 @@ class PolicyServer:
                 raise ProtocolError("contract_mismatch", f"adapter {adapter!r} speaks another "
                                                          f"action contract than this robot's: "
                                     + "; ".join(diffs), msg.get("id"))
+        budget = act_budget_s(msg, timestamp)
+        if budget is not None and budget <= self._inference.predicted_s(now):
+            raise ProtocolError("expired", f"the deadline leaves {budget * 1e3:.1f} ms, less "
+                                           f"than an inference takes "
+                                           f"({self._inference.predicted_s(now) * 1e3:.1f} ms)"
+                                           f"; not computed", msg.get("id"))
         obs = observation_from_message(msg, contract)
         if episode_id != session.episode_id:
             session.episode_id = episode_id
         session.last_act = now
         session.requests += 1
-        self._batcher.add(Request(envelope=envelope, session=session, request_id=msg.get("id"),
-                                  observation=obs, episode_id=episode_id, timestamp=timestamp,
-                                  received=now, adapter=adapter))
+        old = self._batcher.add(Request(
+            envelope=envelope, session=session, request_id=msg.get("id"), observation=obs,
+            episode_id=episode_id, timestamp=timestamp, received=now, adapter=adapter,
+            deadline=None if budget is None else now + budget))
+        if old is not None:  # one act per client waits; the newest observation wins
+            self._refuse(old, "superseded", f"act #{msg.get('id')} of the same client "
+                                            f"replaced it before it was computed")
         return None  # answered when its batch runs
 
     def _on_reset(self, key, envelope, msg, now) -> dict:
@@ -381,19 +417,48 @@ class PolicyServer:
     def _on_goodbye(self, key, envelope, msg, now) -> None:
         session = self._sessions.close(key)
         if session is not None:
-            self.stats.set_sessions(len(self._sessions), freed=1)
+            self._forget(session)
             log.info("client %s said goodbye (%d clients)", session.name, len(self._sessions))
         return None
 
     def _expire(self, now: float) -> None:
-        gone = self._sessions.expire(now)
-        if gone:
-            self.stats.set_sessions(len(self._sessions), freed=len(gone))
-            for s in gone:
-                log.info("client %s silent for %.1f s; freed its state (%d clients)",
-                         s.name, now - s.last_seen, len(self._sessions))
+        for s in self._sessions.expire(now):
+            self._forget(s)
+            log.info("client %s silent for %.1f s; freed its state (%d clients)",
+                     s.name, now - s.last_seen, len(self._sessions))
+
+    def _free_departed(self) -> None:
+        """Free the sessions of clients whose connection closed (no goodbye needed)."""
+        for key in self._peers.departed():
+            session = self._sessions.close(key)
+            if session is not None:
+                self._forget(session)
+                log.info("client %s disconnected; freed its state (%d clients)",
+                         session.name, len(self._sessions))
+
+    def _forget(self, session: Session) -> None:
+        """A closed session's queued act is dropped: nobody will read its reply."""
+        if self._batcher.drop(session.key) is not None:
+            self.stats.record_dropped("queued_of_departed")
+        self.stats.set_sessions(len(self._sessions), freed=1)
+
+    def _refuse(self, r: Request, code: str, message: str) -> None:
+        self.stats.record_error(code)
+        self._send(self._sock, r.envelope, ProtocolError(code, message, r.request_id)
+                   .to_message())
 
     # -- inference ----------------------------------------------------------------------
+    def _next_batch(self, sock: zmq.Socket, now: float) -> None:
+        """Take the next batch (round-robin); answer `expired` what cannot make it in time."""
+        batch, expired = self._batcher.take(now, self._inference.predicted_s(now))
+        for r in expired:
+            self._refuse(r, "expired", f"its deadline passed after {(now - r.received) * 1e3:.1f}"
+                                       f" ms in the queue (or an inference, about "
+                                       f"{self._inference.predicted_s(now) * 1e3:.1f} ms, would "
+                                       f"pass it); not computed")
+        if batch:
+            self._run_batch(sock, batch)
+
     def _run_batch(self, sock: zmq.Socket, batch: list[Request]) -> None:
         """One `infer_batch` per adapter among the batch's requests (the base is one)."""
         groups: dict[str | None, list[Request]] = {}
@@ -419,6 +484,7 @@ class PolicyServer:
                     r.request_id).to_message())
             return
         end = time.monotonic()
+        self._inference.record(end, end - start)
         timings = []
         action_dim = len(policy.contract.action_names)
         for r, chunk in zip(batch, chunks):

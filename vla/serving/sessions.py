@@ -1,10 +1,11 @@
 """Per-client state of the server, keyed by the client's ZeroMQ routing id.
 
 A session exists only after a successful `hello` (so a flood of bad messages from
-strangers costs no memory) and ends on `goodbye` or when the client is silent for
-longer than the timeout. ZeroMQ hides TCP disconnects from a ROUTER (the notification
-option is a draft API not in the stock wheels), hence the timeout; clients send `ping`
-heartbeats when they have nothing else to say.
+strangers costs no memory) and ends on `goodbye`, when the client's connection closes
+(`peers.Peers` sees it), or when the client is silent for longer than the timeout: the
+net under the other two, for transports without connection events (inproc) and for
+clients that hang without closing. Clients send `ping` heartbeats when they have nothing
+else to say.
 """
 
 from __future__ import annotations

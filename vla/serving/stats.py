@@ -23,6 +23,8 @@ class ServerStats:
         self.batches = 0
         self.batch_sizes: Counter[int] = Counter()
         self.errors: Counter[str] = Counter()  # by error code
+        # Messages and queued acts thrown away because their client had gone, by where.
+        self.dropped: Counter[str] = Counter()
         self.sessions_opened = 0
         self.sessions_freed = 0
         self.sessions = 0           # open now
@@ -42,6 +44,10 @@ class ServerStats:
         with self._lock:
             self.errors[code] += 1
 
+    def record_dropped(self, where: str) -> None:
+        with self._lock:
+            self.dropped[where] += 1
+
     def set_sessions(self, open_now: int, opened: int = 0, freed: int = 0) -> None:
         with self._lock:
             self.sessions = open_now
@@ -54,7 +60,8 @@ class ServerStats:
                 "requests": self.requests, "batches": self.batches,
                 "max_batch_seen": max(self.batch_sizes, default=0),
                 "batch_sizes": dict(sorted(self.batch_sizes.items())),
-                "errors": dict(self.errors), "sessions": self.sessions,
+                "errors": dict(self.errors), "dropped": dict(self.dropped),
+                "sessions": self.sessions,
                 "sessions_opened": self.sessions_opened, "sessions_freed": self.sessions_freed,
             }
             for k, q in self._times.items():
