@@ -180,10 +180,11 @@ def test_server_killed_mid_episode_robot_holds_within_a_period_and_resumes():
 
 def test_a_frozen_server_trips_the_deadline_watchdog_and_control_resumes_after():
     """SIGSTOP keeps the TCP connection open, so only the deadline can tell the server is
-    gone; with 8-step chunks the robot has buffered actions, which it may finish until the
-    deadline passes, and must not run after."""
+    gone; with 30-step chunks (3 s) the robot holds far more buffered actions than the
+    0.3 s deadline lasts: it may run them until the deadline passes, and none after."""
     url = f"tcp://127.0.0.1:{free_port()}"
-    server = start_server_process(url, "builtin:random", chunk_length=8)
+    t0 = time.monotonic()
+    server = start_clock_server(url, chunk_length=30, t0=t0)
     robot = MockRobot(contract=PICK)
     stop = threading.Event()
     result = {}
@@ -211,7 +212,12 @@ def test_a_frozen_server_trips_the_deadline_watchdog_and_control_resumes_after()
         assert all(c.kind == "stop" for c in after if c.time >= first_hold)
         server.send_signal(signal.SIGCONT)
         thawed_at = time.monotonic()
-        wait_for(lambda: any(c.time > thawed_at for c in moves(robot)), 10, "control resuming")
+        wait_for(lambda: len([c for c in moves(robot) if c.time > thawed_at]) >= 3, 10,
+                 "control resuming")
+        # The plans made before the freeze were dropped with the server: every move after
+        # the thaw comes from a chunk computed after it (the clock policy stamps each).
+        stamps = [t0 + CLOCK_SPAN_S * c.action[4] for c in moves(robot) if c.time > thawed_at]
+        assert min(stamps) > frozen_at, "a buffered action from before the freeze ran"
     finally:
         stop.set()
         thread.join(10)
@@ -320,6 +326,34 @@ def start_server_process(url: str, policy: str, chunk_length: int) -> subprocess
     return subprocess.Popen(
         [sys.executable, "-c", code, json.dumps(PICK.to_dict()), str(chunk_length), policy, url],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+CLOCK_SPAN_S = 120.0
+
+
+def start_clock_server(url: str, chunk_length: int, t0: float) -> subprocess.Popen:
+    """A server whose actions stand still and carry, in the gripper dimension, when they
+    were computed: opening = (time.monotonic() - t0) / CLOCK_SPAN_S (one clock for every
+    process of this machine)."""
+    code = (
+        "import json, sys, time; from dataclasses import replace\n"
+        "import numpy as np\n"
+        "from vla.contract import ActionContract\n"
+        "from vla.policy_api import ActionChunk, Policy\n"
+        "from vla.serving.server import PolicyServer, ServerConfig\n"
+        "contract = replace(ActionContract.from_dict(json.loads(sys.argv[1])), "
+        "chunk_length=int(sys.argv[2]))\n"
+        "t0, span = float(sys.argv[3]), float(sys.argv[4])\n"
+        "class Clock(Policy):\n"
+        "    def infer(self, observation):\n"
+        "        a = np.zeros((contract.chunk_length, 5), np.float32)\n"
+        "        a[:, 4] = 2 * (time.monotonic() - t0) / span - 1\n"
+        "        return ActionChunk(a, contract.control_hz)\n"
+        "Clock.contract = contract\n"
+        "PolicyServer(Clock(), ServerConfig(bind=sys.argv[5])).serve_forever()\n")
+    return subprocess.Popen(
+        [sys.executable, "-c", code, json.dumps(PICK.to_dict()), str(chunk_length), str(t0),
+         str(CLOCK_SPAN_S), url], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 def wait_for(condition, timeout_s: float, what: str) -> None:
