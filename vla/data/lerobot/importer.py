@@ -15,6 +15,7 @@ contract; `vla finetune` then rebuilds what the new contract needs (vla/train/re
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import time
@@ -80,6 +81,8 @@ def import_lerobot(src: str, out: str, options: ImportOptions | None = None,
             reader.close()
         _record(ds, ours, src, reader, slug)
         stats = update_stats(ds)
+        with contextlib.suppress(OSError):  # tmp/ only matters while episodes are written
+            ds.tmp_dir.rmdir()
     return {"out": str(out), "source": str(src), "codebase_version": reader.version,
             "episodes": stats["episodes"], "frames": stats["frames"], "robot": meta["robot"],
             "cameras": meta["cameras"], "seconds": round(time.perf_counter() - start, 2)}
@@ -173,6 +176,9 @@ def _cameras(reader: LeRobotReader, renames: dict[str, str]) -> dict[str, str]:
             raise ValueError(f"--camera {given}={name}: no camera feature {given!r}; the "
                              f"dataset has {', '.join(keys) or 'none'}")
         chosen[key] = name
+    named = list(chosen.values())
+    if len(set(named)) != len(named):
+        raise ValueError(f"--camera gives two cameras the same name: {renames}")
     return chosen
 
 
@@ -203,7 +209,8 @@ def _episode(source: SourceEpisode, meta: dict, cameras: dict[str, str], slug: s
     if ours:  # exported by us: the episode's own attributes
         attrs = {k: v for k, v in json.loads(ours).items() if k != "n_frames"}
     else:
-        task = source.tasks[0] if source.tasks else ""
+        tasks = source.tasks or list(source.row.get("tasks") or [""])
+        task = tasks[0]
         attrs = {"env_id": f"lerobot/{slug}", "task": slug, "robot": meta["robot"],
                  "instruction": task, "seed": source.index, "split": FOREIGN_SPLIT,
                  "mode": "train", "control_hz": fps, "success": True,

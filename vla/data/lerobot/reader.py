@@ -114,8 +114,7 @@ class LeRobotReader:
             rel = self.info["data_path"].format(chunk_index=row["data/chunk_index"],
                                                 file_index=row["data/file_index"])
         else:
-            rel = self.info["data_path"].format(episode_chunk=e // self.info["chunks_size"],
-                                                episode_index=e)
+            rel = self.info["data_path"].format(episode_chunk=self._chunk(e), episode_index=e)
         path = self.root / rel
         if self._table is None or self._table[0] != path:
             if not path.is_file():
@@ -137,8 +136,8 @@ class LeRobotReader:
                 file_index=row[f"videos/{key}/file_index"])
             start = float(row[f"videos/{key}/from_timestamp"])
         else:
-            rel = self.info["video_path"].format(
-                episode_chunk=e // self.info["chunks_size"], video_key=key, episode_index=e)
+            rel = self.info["video_path"].format(episode_chunk=self._chunk(e), video_key=key,
+                                                 episode_index=e)
             start = 0.0
         path = self.root / rel
         reader = self._videos.get(key)
@@ -147,6 +146,10 @@ class LeRobotReader:
                 reader.close()
             reader = self._videos[key] = FrameReader(path)
         return reader.frames_at(start + np.asarray(timestamps, dtype=np.float64), self.fps)
+
+    def _chunk(self, e: int) -> int:
+        """v2.x: episode e lives in chunk e // chunks_size."""
+        return e // int(self.info.get("chunks_size", layout.CHUNKS_SIZE))
 
     def close(self) -> None:
         for reader in self._videos.values():

@@ -48,7 +48,7 @@ class StreamWriter:
     def __init__(self, path: Path, fps: float, height: int, width: int,
                  settings: VideoSettings) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        self.path, self.frames = path, 0
+        self.path, self.frames, self.bytes = path, 0, 0
         self._rate = frame_rate(fps)
         self._container = av.open(str(path), "w")
         options = {"g": str(settings.gop), "crf": str(settings.crf)}
@@ -73,14 +73,20 @@ class StreamWriter:
         for image in frames:
             frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
             frame.pts, frame.time_base = self.frames, self._time_base
-            self._container.mux(self._stream.encode(frame))
+            self._mux(self._stream.encode(frame))
             self.frames += 1
 
+    def _mux(self, packets) -> None:
+        self._container.mux(packets)
+        self.bytes += sum(p.size for p in packets)
+
     def size_mb(self) -> float:
-        return self.path.stat().st_size / (1024 * 1024) if self.path.exists() else 0.0
+        """Bytes encoded so far. The file on disk lags (the muxer buffers its writes); the
+        encoder holds back at most a few frames with a keyframe every 2."""
+        return self.bytes / (1024 * 1024)
 
     def close(self) -> None:
-        self._container.mux(self._stream.encode())  # flush the encoder's delayed frames
+        self._mux(self._stream.encode())  # flush the encoder's delayed frames
         self._container.close()
 
 
