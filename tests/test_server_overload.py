@@ -180,19 +180,24 @@ def test_an_act_already_past_its_deadline_is_expired_without_inference(gated):
         assert info.value.code == "bad_field" and "deadline_ms" in info.value.message
 
 
-def test_an_act_whose_deadline_passes_in_the_queue_is_expired_without_inference(gated):
-    srv, policy = gated
-    with PolicyClient(srv.endpoint, timeout_s=5.0) as c:
-        c.hello(CONTRACT)
-        blocker = block_server(srv, policy)
-        c.send_raw(P.pack(P.act(obs("hurry"), "ep", time.time(), 7, deadline_ms=100)))
-        c.send_raw(P.pack(P.ping(8)))  # (read at once when the gate opens: the loop is alive)
-        time.sleep(0.3)
-        policy.release.set()
-        got = replies(c, 2)
-        assert got[7]["code"] == "expired" and got[8]["kind"] == "pong"
-        assert "hurry" not in policy.computed
-        blocker.close()
+def test_an_act_whose_deadline_passes_in_the_queue_is_expired_without_inference():
+    # Two active robots and a long max_wait: A's act waits in the batcher for B's, which
+    # never comes; its 100 ms pass there, before the 300 ms wait is over.
+    policy = GatePolicy(CONTRACT)
+    srv = PolicyServer(policy, ServerConfig(bind="tcp://127.0.0.1:*", max_wait_ms=300)).start()
+    try:
+        with PolicyClient(srv.endpoint, timeout_s=5.0) as a, \
+                PolicyClient(srv.endpoint, timeout_s=5.0) as b:
+            for c in (a, b):
+                c.hello(CONTRACT)
+                c.act(obs("warm"))  # both count as active now
+            t = time.monotonic()
+            with pytest.raises(P.ProtocolError) as info:
+                a.act(obs("hurry"), deadline_ms=100)
+            assert info.value.code == "expired" and time.monotonic() - t >= 0.25
+            assert "hurry" not in policy.computed
+    finally:
+        srv.stop()
 
 
 def test_a_deadline_shorter_than_an_inference_is_expired_at_once():
