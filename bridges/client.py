@@ -74,6 +74,7 @@ class ControlLoop:
                  safety: SafetyLayer | None = None) -> None:
         self.robot = robot
         self.config = config or LoopConfig()
+        self.instruction: str | None = None  # set per run()
         self.contract = as_contract(robot.spec)
         self.period = 1.0 / self.contract.control_hz
         self.safety = safety or SafetyLayer(robot.limits)
@@ -99,10 +100,15 @@ class ControlLoop:
         self.close()
 
     # -- the loop -----------------------------------------------------------------------
-    def run(self, steps: int | None = None, stop=None, episode_id: str | None = None) -> dict:
+    def run(self, steps: int | None = None, stop=None, episode_id: str | None = None,
+            instruction: str | None = None) -> dict:
         """Run ticks until `steps` ticks have run or `stop()` is true; returns the summary
-        (`RunStats.summary()`): achieved rate, latency percentiles, holds by reason."""
+        (`RunStats.summary()`): achieved rate, latency percentiles, holds by reason.
+        `instruction`, when given, is what the policy is told in place of the robot's own
+        observation["instruction"] (a robot need not know what it is asked to do)."""
         c = self.config
+        self.instruction = instruction
+        self._slow_warned_at = -math.inf
         self.episode_id = episode_id or f"{self.contract.robot}-{uuid.uuid4().hex[:12]}"
         self.stats = RunStats(self.contract.control_hz)
         self.schedule = make_schedule(c.mode, **({"decay": c.ensemble_decay}
@@ -174,7 +180,9 @@ class ControlLoop:
         if safe.rejected:
             self._hold("rejected")
             return
+        started = time.monotonic()
         self.robot.act(safe.actions[0])
+        stats.act_s.append(time.monotonic() - started)
         stats.acted += 1
 
     def _advance(self, t0: float) -> None:
@@ -184,6 +192,9 @@ class ControlLoop:
         if behind > self.tick:  # this tick overran: never run the missed ticks in a burst
             self.stats.skipped_ticks += behind - self.tick
             self.tick = behind
+            self._warn_slow_robot()
+            # With no time left to wait in, replies would pile up unread: read them now.
+            self._dispatch(self.link.poll(0))
         self._wait_until(t0 + self.tick * self.period)
 
     def _hold(self, reason: str) -> None:
@@ -191,9 +202,28 @@ class ControlLoop:
         self.stats.held[reason] += 1
 
     def _observe(self) -> None:
+        started = time.monotonic()
         self.obs = self.robot.observe()
         self.obs_time = time.monotonic()
+        self.stats.observe_s.append(self.obs_time - started)
+        if self.instruction is not None:
+            self.obs = {**self.obs, "instruction": self.instruction}
         self.state = np.asarray(self.obs["state"], dtype=np.float32)
+
+    def _warn_slow_robot(self) -> None:
+        """Say, at most every 5 s, that the robot's own calls do not fit in a period."""
+        now = time.monotonic()
+        if now - self._slow_warned_at < 5.0:
+            return
+        self._slow_warned_at = now
+        observe = 1e3 * float(np.median(self.stats.observe_s[-10:] or [0.0]))
+        act = 1e3 * float(np.median(self.stats.act_s[-10:] or [0.0]))
+        log.warning("bridge: a tick overran the %.0f ms control period (%d ticks skipped so "
+                    "far): robot.observe() takes %.1f ms and robot.act() %.1f ms (median of "
+                    "the last 10). Make them faster (read cameras in a thread, do not wait "
+                    "for motion in act), lower control_hz, or give the server its own "
+                    "cores (vla serve --threads)", 1e3 * self.period,
+                    self.stats.skipped_ticks, observe, act)
 
     def _should_ask(self) -> bool:
         c = self.config

@@ -127,13 +127,12 @@ def run_sim_episode(loop, robot: SimRobot, seed: int, instruction: str | None = 
     `command` (a `sims.commands.Command`) replaces the scene's goal itself: the policy
     reads the typed words and the simulator judges what they name (`NotInScene` when
     the scene lacks it, raised before anything moves)."""
-    robot.instruction = instruction
     robot.reset_episode(seed)
     if command is not None:
         from sims.commands import ground
 
         env = robot.env.unwrapped
         robot._obs = env.command(command.task, ground(command, env.goal))
-    control = loop.run(steps=max_ticks, stop=lambda: robot.done)
+    control = loop.run(steps=max_ticks, stop=lambda: robot.done, instruction=instruction)
     return EpisodeResult(seed, instruction or robot.scene_instruction, robot.scene_instruction,
                          robot.success, robot.steps, control, list(robot.frames))

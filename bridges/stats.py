@@ -18,6 +18,8 @@ class RunStats:
     lateness_s: list[float] = field(default_factory=list)  # tick start - its due time
     rtt_s: list[float] = field(default_factory=list)       # act request -> reply
     server_ms: list[float] = field(default_factory=list)   # the server's own total time
+    observe_s: list[float] = field(default_factory=list)   # robot.observe() durations
+    act_s: list[float] = field(default_factory=list)       # robot.act() durations
     chunks: int = 0
     expired_actions: int = 0
     safety_changed: int = 0
@@ -42,6 +44,8 @@ class RunStats:
             "tick_lateness_ms": _percentiles(self.lateness_s, 1000),
             "latency_ms": _percentiles(self.rtt_s, 1000),
             "server_ms": _percentiles(self.server_ms, 1),
+            "observe_ms": _percentiles(self.observe_s, 1000),
+            "act_ms": _percentiles(self.act_s, 1000),
             "chunks": self.chunks,
             "expired_actions": self.expired_actions,
             "safety_changed_chunks": self.safety_changed,

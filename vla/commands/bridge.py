@@ -28,6 +28,28 @@ def register(subparsers) -> None:
     sim.add_argument("--json", action="store_true", help="print one JSON object at the end")
     add_loop_arguments(sim)
     sim.set_defaults(func=run_sim)
+    custom = kinds.add_parser(
+        "robot", help="any Robot class: package.module:Class KEY=VALUE ...",
+        description="Run the control loop for a robot class of your own package "
+                    "(a bridges.robot.Robot subclass), built with the KEY=VALUE arguments. "
+                    "Bring it up first against `vla serve --policy builtin:hold --contract "
+                    "FILE`, with FILE from --print-contract (docs/robots.md).")
+    custom.add_argument("robot_class", metavar="CLASS",
+                        help="package.module:Class, importable here")
+    custom.add_argument("arguments", nargs="*", metavar="KEY=VALUE",
+                        help="constructor arguments (values read as YAML scalars)")
+    custom.add_argument("--connect", default="tcp://127.0.0.1:5555",
+                        help="policy server address (default tcp://127.0.0.1:5555)")
+    custom.add_argument("--instruction", help="what the policy is told (default: the "
+                                              "robot's own observation['instruction'])")
+    custom.add_argument("--steps", type=int, help="control ticks to run (default: until "
+                                                  "Ctrl-C)")
+    custom.add_argument("--print-contract", action="store_true",
+                        help="print the robot's half of the action contract as JSON (for "
+                             "`vla serve --contract`) and exit without connecting")
+    custom.add_argument("--json", action="store_true", help="print the run summary as JSON")
+    add_loop_arguments(custom)
+    custom.set_defaults(func=run_robot)
 
 
 def add_loop_arguments(p: argparse.ArgumentParser) -> None:
@@ -113,6 +135,40 @@ def run_sim(args) -> int:
     else:
         print(f"{task}: {successes}/{len(results)} succeeded"
               + (f"; video {video}" if video else ""))
+    return 0
+
+
+def run_robot(args) -> int:
+    import json
+    import logging
+
+    from bridges.client import ControlLoop
+    from bridges.connection import BridgeError
+    from bridges.loading import load_robot
+    from bridges.robot import RobotError
+    from bridges.stats import format_summary
+
+    logging.basicConfig(level=logging.WARNING, format="%(name)s: %(message)s")
+    robot = load_robot(args.robot_class, args.arguments)
+    if args.print_contract:
+        print(json.dumps(robot.spec.to_dict(), indent=1))
+        return 0
+    if args.steps is not None and args.steps < 1:
+        raise UserError(f"--steps {args.steps}: expected at least 1")
+    config = loop_config(args)
+    try:
+        with robot, ControlLoop(robot, args.connect, config) as loop:
+            try:
+                summary = loop.run(steps=args.steps, instruction=args.instruction)
+            except KeyboardInterrupt:  # the robot held in run(); leave cleanly
+                summary = loop.stats.summary()
+    except (BridgeError, RobotError) as err:
+        raise UserError(str(err)) from None
+    if args.json:
+        print(json.dumps({"robot": args.robot_class, "connect": args.connect,
+                          "control": summary}))
+    else:
+        print(f"{args.robot_class}: {format_summary(summary)}")
     return 0
 
 

@@ -19,6 +19,10 @@ def register(subparsers) -> None:
                                         f"(default {DEFAULT_POLICY} when no --checkpoint)")
     p.add_argument("--task", default="sims/Pick-v0",
                    help="task whose action contract a builtin policy uses (default sims/Pick-v0)")
+    p.add_argument("--contract", metavar="FILE",
+                   help="a builtin policy serves this action contract instead of --task's "
+                        "(JSON, e.g. from `vla bridge robot CLASS --print-contract`): "
+                        "bring-up of a robot of your own")
     # Defaults come from ServerConfig, so the CLI and the Python API cannot drift apart.
     from vla.serving.server import ServerConfig
 
@@ -73,7 +77,12 @@ def run(args) -> int:
         curve_secret=args.curve_secret, curve_allow=args.curve_allow,
     )
     spec = args.checkpoint or args.policy or default_spec()
-    contract = _task_contract(args.task) if spec.startswith("builtin:") else None
+    if args.contract and not spec.startswith("builtin:"):
+        raise UserError("--contract is for a builtin policy (e.g. --policy builtin:hold); a "
+                        "checkpoint serves its own contract")
+    contract = None
+    if spec.startswith("builtin:"):
+        contract = _file_contract(args.contract) if args.contract else _task_contract(args.task)
     policy = load_policy(spec, device=args.device, contract=contract, seed=args.seed,
                          quantize=args.quantize, adapters=args.adapters)
     if args.quantize != "none":
@@ -92,6 +101,21 @@ def run(args) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     server.serve_forever()
     return 0
+
+
+def _file_contract(path: str):
+    import json
+    from pathlib import Path
+
+    from vla.contract import ActionContract
+
+    try:
+        return ActionContract.from_dict(json.loads(Path(path).read_text()))
+    except FileNotFoundError:
+        raise UserError(f"--contract {path!r}: no such file") from None
+    except (json.JSONDecodeError, TypeError, KeyError, ValueError) as err:
+        raise UserError(f"--contract {path!r} is not an action contract ({err}); write one "
+                        f"with `vla bridge robot CLASS --print-contract > {path}`") from None
 
 
 def _task_contract(task: str):
