@@ -50,6 +50,10 @@ def register(subparsers) -> None:
     p.add_argument("--curve-allow", metavar="DIR",
                    help="directory of the public .key files of clients allowed to connect")
     p.add_argument("--seed", type=int, default=0, help="seed of builtin:random (default 0)")
+    p.add_argument("--threads", type=int, metavar="N",
+                   help="CPU threads for inference (default: torch's, one per core). With "
+                        "the robot on the same machine, leave it a core: --threads 1 on 2 "
+                        "cores")
     p.add_argument("--adapters", nargs="+", metavar="DIR",
                    help="LoRA adapters of the served checkpoint (from `vla finetune --method "
                         "lora`): adapter or run directories, or folders of them; a robot picks "
@@ -70,6 +74,12 @@ def run(args) -> int:
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     check_endpoint(args.bind)
+    if args.threads is not None:
+        if args.threads < 1:
+            raise UserError(f"--threads {args.threads}: expected at least 1")
+        import torch
+
+        torch.set_num_threads(args.threads)
     config = ServerConfig(
         bind=args.bind, max_batch=args.max_batch, max_wait_ms=args.max_wait_ms,
         max_message_bytes=int(args.max_message_mb * 2**20),
