@@ -139,10 +139,12 @@ def test_oversized_messages_are_refused_and_serving_goes_on():
         srv.stop()
 
 
-def fuzz_messages(rng: np.random.Generator, n: int):
-    """n random or mutated messages; none of them a valid `goodbye` (which has no reply)."""
-    valid = [P.act(OBS, "ep", 1.0, 5), P.act(OBS, "ep", 1.0, 6, jpeg_quality=70),
-             P.hello(CONTRACT_DICT, "fuzz", request_id=7), P.reset("ep", 8), P.ping(9)]
+def fuzz_messages(rng: np.random.Generator, n: int, obs: dict = OBS,
+                  contract: dict = CONTRACT_DICT):
+    """n random or mutated messages; none of them a valid `goodbye` (which has no reply).
+    The mutations start from valid messages for `obs` and `contract`."""
+    valid = [P.act(obs, "ep", 1.0, 5), P.act(obs, "ep", 1.0, 6, jpeg_quality=70),
+             P.hello(contract, "fuzz", request_id=7), P.reset("ep", 8), P.ping(9)]
     packed = [P.pack(m) for m in valid]
     weird = [None, True, -1, 2**63, 3.5, float("nan"), float("inf"), "", "x" * 300, b"\0" * 7,
              [], [1, "a"], {}, {"dtype": "uint8", "shape": [2**40, 2**40], "data": b""},
