@@ -24,8 +24,8 @@ def register(subparsers) -> None:
     p.add_argument("--tasks", nargs="+", help="env ids or task names (default: all tasks of "
                    "the policy's robot)")
     p.add_argument("--splits", default="L1,L2,L3,L4", help="comma-separated (default all)")
-    p.add_argument("--episodes", type=int, default=50, help="episodes per task and split")
-    p.add_argument("--seed", type=int, default=0, help="first evaluation seed")
+    p.add_argument("--episodes", type=int, default=50, help="episodes per task and split (default 50)")
+    p.add_argument("--seed", type=int, default=0, help="first evaluation seed (default 0)")
     p.add_argument("--validation", action="store_true",
                    help="run the validation stream (mode=val) instead of the evaluation "
                         "stream: for choosing recipes and ablations, not for final numbers")
@@ -33,17 +33,19 @@ def register(subparsers) -> None:
                    help="actions of each chunk executed before re-querying (default: all)")
     p.add_argument("--videos", type=int, default=1,
                    help="videos kept per task and split: this many successes, and this "
-                        "many failures for each stage where failures stopped")
+                        "many failures for each stage where failures stopped (default 1)")
     p.add_argument("--out", help="directory for results.json/.md, stages.md, success.png, "
-                                 "videos/successes/, videos/failures/<stage>/")
+                                 "videos/successes/, videos/failures/<stage>/ (default: "
+                                 "none, print only)")
     p.add_argument("--json", action="store_true", help="print the results as JSON")
-    p.add_argument("--device", default="auto", help="auto | cpu | cuda")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda (default auto)")
     p.add_argument("--workers", type=int, default=1,
                    help="episodes run in this many processes, each with its own copy of the "
                         "policy on the CPU (one thread each); 2 on a 2-core machine halves "
                         "the time (default 1: in this process, on --device)")
     p.add_argument("--quantize", choices=("none", "int8"), default="none",
-                   help="int8: evaluate the policy with int8 dynamic quantization (CPU)")
+                   help="int8: evaluate the policy with int8 dynamic quantization (CPU; "
+                        "default none)")
     p.set_defaults(func=run)
 
 
