@@ -5,9 +5,12 @@ episodes, after a warm-up; resets are timed apart and reported as `reset_ms`. Th
 panda-gym's `PandaPickAndPlace-v3` for the same number of steps, each step followed by
 `render()` at the same resolution. Its `renderer="Tiny"` opens a DIRECT connection
 (panda_gym/pybullet.py), where PyBullet has no OpenGL context and `getCameraImage` uses
-the software TinyRenderer whatever renderer flag it is passed; so both sides pay for
-physics plus one 128x128 TinyRenderer image per step. The two envs run in alternating
-rounds, so a busy machine slows both alike and the ratio stays fair.
+the software TinyRenderer whatever renderer flag it is passed. panda-gym's render()
+draws shadows (`shadow=True`, about twice the rendering time at 128 px) and ours does
+not, so panda-gym runs twice: as shipped (`ratio`) and with its shadows turned off
+(`ratio_like_for_like`, the fair comparison: physics plus one unshadowed 128x128
+TinyRenderer image per step on both sides). The envs run in alternating rounds, so a
+busy machine slows them alike and the ratios stay fair.
 
 Afterwards the same trajectories (same action and episode seeds) are replayed with the
 Bullet client's `stepSimulation`, `getCameraImage` and `calculateInverseKinematics`
@@ -174,6 +177,18 @@ def breakdown(env, policy: str, seed: int, warmup: int, steps: int) -> dict:
     return out
 
 
+def _turn_off_shadows(client) -> None:
+    """panda-gym's render() asks for shadows (shadow=True) and ours never draws them; for a
+    like-for-like ratio, this client's camera ignores that request."""
+    draw = client.getCameraImage
+
+    def without_shadows(*args, **kwargs):
+        kwargs["shadow"] = False
+        return draw(*args, **kwargs)
+
+    client.getCameraImage = without_shadows
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--env", default="sims/Pick-v0")
@@ -199,14 +214,17 @@ def main(argv=None) -> None:
     if not args.skip_panda_gym:
         import panda_gym  # registers the Panda*-v3 ids
 
-        pg = gym.make("PandaPickAndPlace-v3", render_mode="rgb_array", renderer="Tiny",
-                      render_width=size, render_height=size)
-        pg.reset(seed=args.seed)
-        sim = pg.unwrapped.sim
-        assert sim.connection_mode == pybullet.DIRECT, "panda-gym is not in DIRECT (Tiny) mode"
-        image = pg.render()
-        assert image.shape == (size, size, 3), image.shape
-        runners["panda_gym"] = Runner(pg, "random", args.seed, render=True)
+        for name, shadows in (("panda_gym", True), ("panda_gym_no_shadows", False)):
+            pg = gym.make("PandaPickAndPlace-v3", render_mode="rgb_array", renderer="Tiny",
+                          render_width=size, render_height=size)
+            pg.reset(seed=args.seed)
+            sim = pg.unwrapped.sim
+            assert sim.connection_mode == pybullet.DIRECT, "panda-gym is not in DIRECT mode"
+            if not shadows:
+                _turn_off_shadows(sim.physics_client)
+            image = pg.render()
+            assert image.shape == (size, size, 3), image.shape
+            runners[name] = Runner(pg, "random", args.seed, render=True)
 
     for runner in runners.values():
         runner.run(args.warmup, timed=False)
@@ -238,8 +256,14 @@ def main(argv=None) -> None:
     }
     if "panda_gym" in runners:
         t = runners["panda_gym"].summary()
-        pg.close()
+        flat = runners["panda_gym_no_shadows"].summary()
+        for name in ("panda_gym", "panda_gym_no_shadows"):
+            runners[name].env.close()
         result.update({
+            # Like for like: neither side draws shadows (ours never does).
+            "panda_gym_no_shadows_steps_per_s": flat["steps_per_s"],
+            "panda_gym_no_shadows_render_ms": flat["render_ms"],
+            "ratio_like_for_like": round(o["steps_per_s"] / flat["steps_per_s"], 2),
             "panda_gym_env_id": "PandaPickAndPlace-v3",
             "panda_gym_version": panda_gym.__version__,
             "panda_gym_steps_per_s": t["steps_per_s"],
