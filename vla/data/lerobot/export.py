@@ -43,6 +43,9 @@ def export_lerobot(src: str, out: str, video: VideoSettings | None = None,
     from tqdm import tqdm
 
     start = time.perf_counter()
+    if (Path(src) / layout.INFO_PATH).is_file():
+        raise ValueError(f"{src!r} is a LeRobot dataset already; `vla dataset import {src} "
+                         f"--out DIR` reads it into ours")
     ds = DatasetDir.open(src)
     meta, paths = ds.read_meta(), ds.episode_paths()
     if not paths:

@@ -144,8 +144,9 @@ def _check(found: dict, n_action: int, n_state: int, root: Path) -> None:
                    ("action_scale", n_action), ("state_names", n_state)):
         if len(found[key]) != n:
             what = "action" if key.startswith("action") else "state"
-            raise ValueError(f"{key} has {len(found[key])} values {found[key]} but the {what} "
-                             f"has {n} dimensions; pass {n} values (or one for all)")
+            raise ValueError(f"--{key.replace('_', '-')} has {len(found[key])} values "
+                             f"{found[key]} but the {what} has {n} dimensions; pass {n} "
+                             f"comma-separated values (or one for all)")
 
 
 def _names(feature: dict) -> list[str] | None:

@@ -121,7 +121,16 @@ class LeRobotReader:
                 raise FileNotFoundError(f"episode {e}: data file {str(path)!r} is missing")
             self._table = (path, pq.read_table(path))
         table = self._table[1]
-        table = table.filter(pc.equal(table.column("episode_index"), e))
+        # v3 rows say where the episode is: slice there instead of scanning the whole file
+        # for each episode (a 100 MB file holds thousands); scan only if it does not fit.
+        if "dataset_from_index" in row and "index" in table.column_names and len(table):
+            first = row["dataset_from_index"] - table.column("index")[0].as_py()
+            part = table.slice(first, row["dataset_to_index"] - row["dataset_from_index"])
+            ids = part.column("episode_index")
+            if len(part) and ids[0].as_py() == e and ids[len(part) - 1].as_py() == e:
+                table = part
+        if table is self._table[1]:
+            table = table.filter(pc.equal(table.column("episode_index"), e))
         if "frame_index" in table.column_names:
             table = table.sort_by("frame_index")
         if not len(table):
