@@ -125,6 +125,16 @@ class Peers:
         self.monitor.close(linger=0)
 
 
+def source_fd(frame: zmq.Frame) -> int:
+    """The descriptor a received frame came in on; -1 when it has none. Messages from a
+    peer speaking ZMTP 1.0 (which any 2 raw bytes on the TCP port can start) carry no
+    metadata at all, and asking for it raises EINVAL."""
+    try:
+        return frame.get(zmq.SRCFD)
+    except zmq.ZMQError:
+        return -1
+
+
 def _numbered(key: bytes) -> bool:
     """An id the ROUTER made itself (peers may not choose ids that start with a zero byte)."""
     return len(key) == 5 and key[0] == 0
