@@ -21,12 +21,12 @@ import torch
 
 
 def build_policy(args, decoder: str):
+    from bridges.contract import ActionContract
     from policies.checkpoint import save_pretrained
     from policies.config import model_config
     from policies.language import LanguageEncoder
     from policies.vla_model import VLAModel
     from policies.vla_policy import VLAPolicy
-    from vla.contract import ActionContract
     from vla.tokenizer import ActionTokenizer
 
     if args.checkpoint:

@@ -35,7 +35,7 @@ def task_setup(task: str) -> tuple:
     """(contract, observation) of the task's first frame (seed 0)."""
     import gymnasium as gym
 
-    from vla.contract import ActionContract
+    from bridges.contract import ActionContract
     from vla.envs import resolve_env_id
 
     # PyBullet prints `argv[0]=` to stdout on connect; keep stdout for the JSON line.

@@ -5,8 +5,11 @@
 - `safety`: limits checked on every chunk before it runs (NaN, range, step, box, gripper).
 - `client.ControlLoop`: the fixed-rate loop (chunk execution, re-query, watchdog);
   `connection.PolicyLink`: its ZeroMQ link (hello, deadlines, heartbeats, reconnects).
-- `sim_robot.SimRobot`: a `sims` task as a robot; `camera.OpenCVCamera`: USB/IP cameras.
+- `contract` and `protocol`: the action contract and the wire protocol, shared with the
+  server (which imports them from here).
+- `loading.load_robot`: a robot class named `package.module:Class` (`vla bridge robot`);
+  `camera.OpenCVCamera`: USB/IP cameras. The sim robot is `sims.sim_robot.SimRobot`.
 
-numpy, pyzmq, msgpack and opencv only (plus `vla.protocol`); `sim_robot` alone imports
-the simulator. A robot computer never needs torch.
+numpy, pyzmq, msgpack, opencv and pyyaml only: `pip install ./bridges` on a robot
+computer installs this package alone (bridges/pyproject.toml), never torch.
 """

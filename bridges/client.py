@@ -32,12 +32,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from bridges import protocol
 from bridges.connection import BridgeError, CurveKeys, PolicyLink
-from bridges.robot import Robot, as_contract
+from bridges.contract import as_contract
+from bridges.robot import Robot
 from bridges.safety import SafetyLayer, check_chunk
 from bridges.schedule import make_schedule
 from bridges.stats import RunStats
-from vla import protocol
 
 log = logging.getLogger(__name__)
 

@@ -24,8 +24,8 @@ from pathlib import Path
 
 import zmq
 
-from vla import protocol
-from vla.contract import ActionContract
+from bridges import protocol
+from bridges.contract import ActionContract
 
 log = logging.getLogger(__name__)
 

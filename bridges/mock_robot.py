@@ -32,9 +32,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from bridges.robot import Robot, RobotError, as_contract
+from bridges.contract import ActionContract, as_contract
+from bridges.robot import Robot, RobotError
 from bridges.safety import SafetyLimits
-from vla.contract import ActionContract
 
 # The template's contract: an end-effector-delta arm like the simulated ones.
 MOCK_CONTRACT = {

@@ -20,7 +20,7 @@ from abc import ABC, abstractmethod
 
 import numpy as np
 
-from vla.contract import ActionContract
+from bridges.contract import ActionContract
 
 
 class RobotError(RuntimeError):
@@ -71,8 +71,3 @@ class Robot(ABC):
 
     def __exit__(self, *exc) -> None:
         self.close()
-
-
-def as_contract(spec: ActionContract | dict) -> ActionContract:
-    """Accept a contract or its dict form (as `ActionContract.to_dict()` or an env gives it)."""
-    return spec if isinstance(spec, ActionContract) else ActionContract.from_dict(dict(spec))

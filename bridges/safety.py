@@ -12,8 +12,9 @@ A policy's chunk is checked as a whole before any of it runs:
    its wall (a robot already outside may move back in or stay, never further out).
 
 `check_chunk` returns the safe chunk and a list of what changed, for the logs. It is a
-plain function; `SafetyLayer` binds it to one robot's limits, and `SafeRobot` wraps any
-`Robot` so that every single `act` is checked again against the latest observed state.
+plain function; `SafetyLayer` binds it to one robot's limits, and `SafeRobot`
+(bridges/safe_robot.py) wraps any `Robot` so that every single `act` is checked again
+against the latest observed state.
 numpy only.
 """
 
@@ -24,7 +25,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from bridges.robot import Robot, as_contract
+from bridges.contract import as_contract
 
 log = logging.getLogger(__name__)
 
@@ -220,43 +221,3 @@ class SafetyLayer:
             for line in safe.changes:
                 log.log(level, "safety: %s", line)
         return safe
-
-
-class SafeRobot(Robot):
-    """A `Robot` whose every `act` goes through the safety layer against the latest observed
-    state: the last line of defence for code that drives the robot without the client loop
-    (teleoperation, scripts), and for blended actions (temporal ensembling)."""
-
-    def __init__(self, robot: Robot, limits: SafetyLimits | None = None) -> None:
-        self.robot = robot
-        self.layer = SafetyLayer(limits or robot.limits)
-        self._state = None
-
-    @property
-    def spec(self):
-        return self.robot.spec
-
-    @property
-    def limits(self) -> SafetyLimits:
-        return self.layer.limits
-
-    def connect(self) -> None:
-        self.robot.connect()
-
-    def observe(self) -> dict:
-        obs = self.robot.observe()
-        self._state = obs.get("state")
-        return obs
-
-    def act(self, action) -> None:
-        safe = self.layer(action, self._state)
-        if safe.rejected:
-            self.robot.hold()
-        else:
-            self.robot.act(safe.actions[0])
-
-    def hold(self) -> None:
-        self.robot.hold()
-
-    def close(self) -> None:
-        self.robot.close()

@@ -32,8 +32,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from bridges.contract import ActionContract
 from policies.checkpoint import CONTRACT, WEIGHTS, read_checkpoint, swap_into_place
-from vla.contract import ActionContract
 from vla.tokenizer import ActionTokenizer
 
 FORMAT, VERSION = "vla-adapter", 1

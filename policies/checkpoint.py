@@ -23,9 +23,9 @@ import shutil
 import signal
 from pathlib import Path
 
+from bridges.contract import ActionContract
 from policies.config import ModelConfig
 from vla.config import from_dict
-from vla.contract import ActionContract
 from vla.tokenizer import ActionTokenizer
 
 FORMAT, VERSION = "vla-policy", 1

@@ -225,7 +225,7 @@ class TabletopEnv(gym.Env):
         }
 
     def contract_fields(self) -> dict:
-        """The robot's half of the action contract (see `vla.contract.ActionContract`)."""
+        """The robot's half of the action contract (see `bridges.contract.ActionContract`)."""
         spec = self.spec_robot
         return {
             "robot": self.robot_name,

@@ -1,6 +1,6 @@
 """sims/Pick-v0's action contract written out, so protocol and bridge tests need no simulator."""
 
-from vla.contract import ActionContract
+from bridges.contract import ActionContract
 
 PANDA_CONTRACT_DICT = {
     "robot": "panda",

@@ -6,8 +6,8 @@ import time
 
 import numpy as np
 
+from bridges.contract import ActionContract
 from bridges.robot import Robot
-from vla.contract import ActionContract
 
 
 class TwoJointArm(Robot):

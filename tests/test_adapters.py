@@ -12,11 +12,11 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
+from bridges import protocol as P
+from bridges.contract import ActionContract
 from policies.adapted_policy import AdaptedPolicy
 from policies.vla_policy import VLAPolicy
-from vla import protocol as P
 from vla.cli import main
-from vla.contract import ActionContract
 from vla.serving.client import PolicyClient, sample_observation
 from vla.serving.server import PolicyServer, ServerConfig
 

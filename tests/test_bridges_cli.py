@@ -9,7 +9,7 @@ import sys
 import cv2
 import pytest
 
-from vla.contract import ActionContract
+from bridges.contract import ActionContract
 from vla.serving.policies import load_policy
 from vla.serving.server import PolicyServer, ServerConfig
 

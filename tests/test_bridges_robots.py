@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 from bridges.camera import CameraError, OpenCVCamera, cameras_for
+from bridges.contract import ActionContract
 from bridges.mock_robot import MOCK_CONTRACT, DeviceError, MockRobot
 from bridges.robot import RobotError
-from vla.contract import ActionContract
 
 
 def test_the_bridges_package_needs_neither_torch_nor_pybullet():
@@ -54,7 +54,7 @@ def test_mock_device_latency_and_scripted_failure():
 
 
 def test_the_sim_robot_holds_its_gripper_and_uses_the_given_instruction():
-    from bridges.sim_robot import SimRobot
+    from sims.sim_robot import SimRobot
 
     with SimRobot("sims/Pick-v0", seed=3, instruction="wave hello", max_steps=12) as robot:
         assert robot.observe()["instruction"] == "wave hello"

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from bridges.mock_robot import MOCK_CONTRACT, MockRobot
-from bridges.safety import SafeRobot, SafetyLimits, check_chunk
+from bridges.safe_robot import SafeRobot
+from bridges.safety import SafetyLimits, check_chunk
 from bridges.schedule import ReplaceSchedule, TemporalEnsemble, make_schedule
 
 # The sim Panda's numbers: 5 cm and 0.3 rad per full-scale step, box in metres.

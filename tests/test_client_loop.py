@@ -20,11 +20,11 @@ import pytest
 import zmq
 from contracts import PANDA_CONTRACT as PICK  # noqa: E402
 
+from bridges import protocol
 from bridges.client import ControlLoop, LoopConfig
 from bridges.connection import BridgeError, ContractMismatch
+from bridges.contract import ActionContract
 from bridges.mock_robot import MockRobot
-from vla import protocol
-from vla.contract import ActionContract
 from vla.serving.policies import load_policy
 from vla.serving.server import PolicyServer, ServerConfig
 
@@ -316,7 +316,7 @@ def start_server_process(url: str, policy: str, chunk_length: int) -> subprocess
     """A server process with longer chunks than `vla serve` gives a builtin policy."""
     code = (
         "import json, sys; from dataclasses import replace\n"
-        "from vla.contract import ActionContract\n"
+        "from bridges.contract import ActionContract\n"
         "from vla.serving.policies import load_policy\n"
         "from vla.serving.server import PolicyServer, ServerConfig\n"
         "contract = replace(ActionContract.from_dict(json.loads(sys.argv[1])), "
@@ -338,7 +338,7 @@ def start_clock_server(url: str, chunk_length: int, t0: float) -> subprocess.Pop
     code = (
         "import json, sys, time; from dataclasses import replace\n"
         "import numpy as np\n"
-        "from vla.contract import ActionContract\n"
+        "from bridges.contract import ActionContract\n"
         "from vla.policy_api import ActionChunk, Policy\n"
         "from vla.serving.server import PolicyServer, ServerConfig\n"
         "contract = replace(ActionContract.from_dict(json.loads(sys.argv[1])), "

@@ -102,7 +102,7 @@ def test_validation_episodes_differ_from_evaluation_ones():
 
 def test_videos_are_kept_per_stopped_stage_and_counted(tmp_path, monkeypatch):
     """Bookkeeping of `evaluate`, with the episodes' outcomes made up (no policy runs)."""
-    from vla.contract import ActionContract
+    from bridges.contract import ActionContract
     from vla.eval import run
     from vla.eval.report import write_report
     from vla.serving.policies import load_policy

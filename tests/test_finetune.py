@@ -11,10 +11,10 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
+from bridges.contract import ActionContract
 from policies.adapted_policy import AdaptedPolicy
 from policies.vla_policy import VLAPolicy
 from vla.cli import main
-from vla.contract import ActionContract
 from vla.serving.client import sample_observation
 
 STEPS = ["steps=2", "eval_episodes=0", "lora_rank=4", "batch_size=8", "num_workers=0"]

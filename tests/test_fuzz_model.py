@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from bridges import protocol as P
 from tests.test_server import fuzz_messages
-from vla import protocol as P
 from vla.serving.client import PolicyClient, sample_observation
 from vla.serving.policies import load_policy
 from vla.serving.server import PolicyServer, ServerConfig

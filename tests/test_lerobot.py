@@ -13,8 +13,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from bridges.contract import ActionContract
 from vla.cli import main
-from vla.contract import ActionContract
 from vla.data.episodes import iter_episodes
 from vla.data.store import DatasetDir
 

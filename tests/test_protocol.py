@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from contracts import PANDA_CONTRACT as CONTRACT  # noqa: E402
 
-from vla import protocol as P
+from bridges import protocol as P
 
 
 def observation(seed: int = 0) -> dict:
@@ -245,6 +245,6 @@ def test_jpeg_observation_passes_validation():
 
 
 def test_robot_side_modules_do_not_import_torch():
-    code = ("import sys, vla.protocol, vla.serving.client; "
+    code = ("import sys, bridges.protocol, bridges.client, bridges.loading; "
             "assert 'torch' not in sys.modules, 'torch was imported'")
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)

@@ -18,9 +18,9 @@ import zmq
 from contracts import PANDA_CONTRACT as CONTRACT  # noqa: E402
 from contracts import PANDA_CONTRACT_DICT as CONTRACT_DICT  # noqa: E402
 
+from bridges import protocol as P
 from bridges.connection import PolicyLink
-from vla import protocol as P
-from vla.contract import MATCH_FIELDS
+from bridges.contract import MATCH_FIELDS
 from vla.serving.client import PolicyClient, sample_observation
 from vla.serving.curve import load_public, load_secret, make_keys
 from vla.serving.policies import HoldPolicy

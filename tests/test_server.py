@@ -17,7 +17,7 @@ import zmq
 from contracts import PANDA_CONTRACT as CONTRACT  # noqa: E402
 from contracts import PANDA_CONTRACT_DICT as CONTRACT_DICT  # noqa: E402
 
-from vla import protocol as P
+from bridges import protocol as P
 from vla.cli import main as vla_main
 from vla.policy_api import ActionChunk
 from vla.serving.client import PolicyClient, sample_observation

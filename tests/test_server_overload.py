@@ -7,6 +7,7 @@ what waits in ZeroMQ's queue (or has left) before the server looks at it.
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
 
@@ -15,7 +16,7 @@ import zmq
 from contracts import PANDA_CONTRACT as CONTRACT  # noqa: E402
 from contracts import PANDA_CONTRACT_DICT as CONTRACT_DICT  # noqa: E402
 
-from vla import protocol as P
+from bridges import protocol as P
 from vla.serving.batcher import Batcher, InferenceTimes, Request
 from vla.serving.client import PolicyClient, sample_observation
 from vla.serving.peers import Peers
@@ -330,6 +331,24 @@ def test_reused_descriptors_never_free_a_live_clients_session(gated):
         for c in alive:
             c.close()
     assert wait_until(lambda: srv.stats.summary()["sessions"] == 0, 2.0)
+
+
+def test_a_zmtp1_peer_whose_messages_carry_no_descriptor_does_not_stop_the_server(gated):
+    # Found by benchmarks/serve_soak.py: raw bytes on the TCP port can read as ZMTP 1.0,
+    # whose messages have no metadata; asking for their descriptor raised and killed the loop.
+    srv, _ = gated
+    port = int(srv.endpoint.rsplit(":", 1)[1])
+    with socket.create_connection(("127.0.0.1", port)) as raw:
+        raw.sendall(b"\x01\x00" + b"\x05\x00abcd")  # ZMTP 1.0: empty identity, then "abcd"
+        raw.settimeout(5.0)
+        received = b""
+        while b"bad_message" not in received:  # its greeting first, then the error reply
+            chunk = raw.recv(1000)
+            assert chunk, f"the server closed the connection after {received!r}"
+            received += chunk
+    with PolicyClient(srv.endpoint, timeout_s=5.0) as c:
+        c.hello(CONTRACT)
+        assert c.act(OBS)["actions"].shape == (1, 5)
 
 
 def test_hello_reply_lists_the_features():

@@ -26,9 +26,9 @@ DEMO_EPISODES = (("sims/Pick-v0", 2), ("sims/Touch-v0", 4), ("sims/Place-v0", 6)
 
 def run_policy_demo(checkpoint: str | None, out: str) -> list[tuple[str, bool]]:
     from bridges.client import ControlLoop, LoopConfig
-    from bridges.sim_robot import SimRobot, run_sim_episode
     from bridges.stats import format_summary
     from policies.registry import load_policy
+    from sims.sim_robot import SimRobot, run_sim_episode
     from vla.commands.bridge import write_episodes_video
     from vla.serving.server import PolicyServer, ServerConfig
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from vla.contract import ActionContract
+from bridges.contract import ActionContract
 
 
 @dataclass

@@ -102,8 +102,8 @@ def run_sim(args) -> int:
     from bridges.client import ControlLoop
     from bridges.connection import BridgeError
     from bridges.robot import RobotError
-    from bridges.sim_robot import SimRobot, run_sim_episode
     from bridges.stats import format_summary
+    from sims.sim_robot import SimRobot, run_sim_episode
     from vla.envs import resolve_env_id
 
     logging.basicConfig(level=logging.WARNING, format="%(name)s: %(message)s")

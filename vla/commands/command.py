@@ -103,7 +103,7 @@ def _session(args, scene: str, seed: int, split: str, command, max_steps: int) -
     from bridges.client import ControlLoop
     from bridges.connection import BridgeError
     from bridges.robot import RobotError
-    from bridges.sim_robot import SimRobot
+    from sims.sim_robot import SimRobot
 
     config = loop_config(args)
     robot = SimRobot(scene, seed=seed, split=split, record=bool(args.video),
@@ -151,8 +151,8 @@ def _refuse(args, text: str, command, status: int, reason: str) -> int:
 
 
 def _carry_out(args, loop, robot, command, video: str | None) -> int:
-    from bridges.sim_robot import run_sim_episode
     from bridges.stats import format_summary
+    from sims.sim_robot import run_sim_episode
 
     result = run_sim_episode(loop, robot, robot.seed, command=command)
     path = write_episodes_video(video, [result], robot.spec.control_hz) if video else None

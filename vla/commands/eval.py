@@ -24,7 +24,8 @@ def register(subparsers) -> None:
     p.add_argument("--tasks", nargs="+", help="env ids or task names (default: all tasks of "
                    "the policy's robot)")
     p.add_argument("--splits", default="L1,L2,L3,L4", help="comma-separated (default all)")
-    p.add_argument("--episodes", type=int, default=50, help="episodes per task and split (default 50)")
+    p.add_argument("--episodes", type=int, default=50,
+                   help="episodes per task and split (default 50)")
     p.add_argument("--seed", type=int, default=0, help="first evaluation seed (default 0)")
     p.add_argument("--validation", action="store_true",
                    help="run the validation stream (mode=val) instead of the evaluation "
@@ -62,7 +63,7 @@ def _load(args, tasks: list[str] | None):
     if args.checkpoint and args.checkpoint.startswith("builtin:"):
         import gymnasium as gym
 
-        from vla.contract import ActionContract
+        from bridges.contract import ActionContract
         from vla.serving.policies import load_policy as load_builtin
 
         if args.quantize != "none":

@@ -117,7 +117,7 @@ def _file_contract(path: str):
     import json
     from pathlib import Path
 
-    from vla.contract import ActionContract
+    from bridges.contract import ActionContract
 
     try:
         return ActionContract.from_dict(json.loads(Path(path).read_text()))
@@ -131,7 +131,7 @@ def _file_contract(path: str):
 def _task_contract(task: str):
     import gymnasium as gym
 
-    from vla.contract import ActionContract
+    from bridges.contract import ActionContract
     from vla.envs import resolve_env_id
 
     env = gym.make(resolve_env_id(task))

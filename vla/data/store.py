@@ -23,7 +23,7 @@ from vla.data.episode_file import SUFFIX, parse_name
 FORMAT = "vla-demonstrations"
 FORMAT_VERSION = 1
 # Fields every episode in one dataset must share; a mismatch is refused, naming the field.
-# The same fields as the action contract's MATCH_FIELDS (vla/contract.py).
+# The same fields as the action contract's MATCH_FIELDS (bridges/contract.py).
 LAYOUT_FIELDS = ("robot", "control_hz", "action_names", "action_units", "action_scale",
                  "state_names", "cameras")
 

@@ -15,9 +15,9 @@ from typing import NamedTuple
 
 import numpy as np
 
+from bridges.contract import ActionContract
 from sims.splits import HELD_OUT_TASK, MODES, SPLITS
 from sims.stages import NONE, StageTracker
-from vla.contract import ActionContract
 from vla.eval.stats import summarise
 
 STREAM_NAMES = {"eval": "evaluation", "val": "validation", "train": "training"}

@@ -1,4 +1,4 @@
-"""The policy server: many robots, one policy, over ZeroMQ (protocol: `vla.protocol`).
+"""The policy server: many robots, one policy, over ZeroMQ (protocol: `bridges.protocol`).
 
 - `server.PolicyServer`: the ROUTER loop (sessions, dynamic batching, error replies).
 - `policies.load_policy`: the policy a spec names (`builtin:hold`, `builtin:random`, ...).

@@ -15,8 +15,8 @@ import time
 import numpy as np
 import zmq
 
-from vla.contract import ActionContract
-from vla.protocol import (
+from bridges.contract import ActionContract
+from bridges.protocol import (
     DEFAULT_MAX_MESSAGE_BYTES,
     ProtocolError,
     act,

@@ -10,7 +10,7 @@ import difflib
 
 import numpy as np
 
-from vla.contract import ActionContract
+from bridges.contract import ActionContract
 from vla.policy_api import ActionChunk, Policy
 
 DEVICES = ("auto", "cpu", "cuda")

@@ -32,9 +32,8 @@ from dataclasses import dataclass
 import numpy as np
 import zmq
 
-from vla.contract import ActionContract
-from vla.policy_api import AdapterPolicy, Policy
-from vla.protocol import (
+from bridges.contract import ActionContract
+from bridges.protocol import (
     CLIENT_KINDS,
     DEFAULT_MAX_MESSAGE_BYTES,
     FEATURES,
@@ -53,9 +52,10 @@ from vla.protocol import (
     step_timestamps,
     unpack,
 )
+from vla.policy_api import AdapterPolicy, Policy
 from vla.serving import curve
 from vla.serving.batcher import Batcher, InferenceTimes, Request
-from vla.serving.peers import Peers
+from vla.serving.peers import Peers, source_fd
 from vla.serving.sessions import Session, Sessions
 from vla.serving.stats import ServerStats
 
@@ -245,7 +245,7 @@ class PolicyServer:
             except zmq.Again:
                 return
             key = frames[0].bytes
-            if not self._peers.seen(key, frames[-1].get(zmq.SRCFD)):
+            if not self._peers.seen(key, source_fd(frames[-1])):
                 self.stats.record_dropped("from_departed")  # its sender has gone
                 continue
             self._on_frames(sock, [f.bytes for f in frames], time.monotonic())

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from vla.contract import ActionContract
+from bridges.contract import ActionContract
 
 # A client counts as "active" (worth waiting for when batching) if it sent an `act`
 # this recently. Longer than any control period we expect (>= 1 Hz).

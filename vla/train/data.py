@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from torch.utils.data import ConcatDataset, Sampler
 
-from vla.contract import ActionContract
+from bridges.contract import ActionContract
 from vla.data.episodes import iter_episodes
 from vla.data.store import DatasetDir
 from vla.data.torch_dataset import FrameDataset

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from vla.contract import ActionContract
+from bridges.contract import ActionContract
 from vla.tokenizer import ActionTokenizer
 from vla.train.data import dataset_contract, fit_action_tokenizer
 

@@ -24,7 +24,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from vla.contract import ActionContract
+from bridges.contract import ActionContract
 from vla.data.episode_file import read_episode
 from vla.data.lerobot import layout
 from vla.data.lerobot.layout import ACTION, EXECUTED, STATE, camera_key

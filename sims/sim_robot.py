@@ -5,7 +5,8 @@ so a robot that holds while the server is away still lets time pass, as a real o
 Holding sends zero motion and keeps the last gripper command (a zero gripper action would
 half-open the hand and drop what it holds).
 
-The only file in `bridges/` that imports pybullet (through `sims`) and gymnasium.
+It lives in `sims/`, not `bridges/`: it needs gymnasium and PyBullet, which a robot
+computer (`pip install ./bridges`) does not install.
 """
 
 from __future__ import annotations
@@ -16,9 +17,9 @@ import gymnasium as gym
 import numpy as np
 
 import sims  # noqa: F401  (registers the sims/ ids)
+from bridges.contract import ActionContract
 from bridges.robot import Robot, RobotError
 from bridges.safety import SafetyLimits
-from vla.contract import ActionContract
 
 
 class SimRobot(Robot):
