@@ -1,6 +1,8 @@
 """Template for a real arm, and the mock device the tests drive through it.
 
-How to plug in a new arm (copy this file to bridges/<your_arm>.py):
+How to plug in a new arm: write your class in your own package (say `my_arm/driver.py`,
+starting from a copy of this file), never inside `bridges/`; the CLI finds it by name
+(`vla bridge robot my_arm.driver:MyArm KEY=VALUE ...`). docs/robots.md walks through it.
 
 1. The device. Replace `MockArmDevice` with a thin wrapper of your vendor's SDK offering
    the same four calls: `open()`, `read()` -> (position m, yaw rad, gripper opening 0..1),
@@ -18,7 +20,10 @@ How to plug in a new arm (copy this file to bridges/<your_arm>.py):
    you first try a new policy, and `gripper_opening_m` if the hand must not open fully.
 4. The cameras. Pass `cameras={"front": OpenCVCamera(0, size=(H, W))}` named as the
    contract names them; images are resized and turned to RGB there.
-5. Try it against `vla serve --policy builtin:hold` first: the arm must stay still.
+5. Try it against a do-nothing policy first: the arm must stay still.
+       vla bridge robot my_arm.driver:MyArm --print-contract > arm.json
+       vla serve --policy builtin:hold --contract arm.json
+       vla bridge robot my_arm.driver:MyArm
 
 Everything here is numpy (and opencv for cameras): no torch on the robot computer.
 """
