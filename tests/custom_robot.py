@@ -22,7 +22,7 @@ class TwoJointArm(Robot):
             robot=name, action_names=tuple(f"joint{i}_velocity" for i in range(self.joints)),
             action_units=("rad/s",) * self.joints, action_scale=(0.5,) * self.joints,
             control_hz=float(hz), state_names=tuple(f"joint{i}_angle" for i in range(self.joints)),
-            cameras={"overhead": (32, 32)})
+            cameras={"front": (32, 32)})
         self.q = np.zeros(self.joints)
         self.actions: list[np.ndarray] = []
         self.holds = 0
@@ -37,7 +37,9 @@ class TwoJointArm(Robot):
 
     def observe(self) -> dict:
         time.sleep(self.observe_delay_s)
-        return {"images": {"overhead": np.zeros((32, 32, 3), np.uint8)},
+        image = np.zeros((32, 32, 3), np.uint8)
+        image[:, :, 0] = np.uint8(128 + 100 * np.tanh(self.q[0]))  # the arm, seen
+        return {"images": {"front": image},
                 "state": self.q.astype(np.float32), "instruction": ""}
 
     def act(self, action) -> None:
@@ -49,3 +51,10 @@ class TwoJointArm(Robot):
 
     def close(self) -> None:
         self.connected = False
+
+
+def wave(observation, step):
+    """A scripted controller for `vla record --script`: 8 steps of waving, then done."""
+    if step >= 8:
+        return None
+    return np.array([np.sin(step), -np.sin(step)], np.float32)

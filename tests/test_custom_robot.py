@@ -94,3 +94,69 @@ def test_a_slow_observe_is_reported_and_replies_are_still_read(caplog):
     assert elapsed < 6 * 0.25 + 1.0  # no burst of missed ticks, no stall
     warning = next(r.getMessage() for r in caplog.records if "overran" in r.getMessage())
     assert "robot.observe() takes 25" in warning and "control period" in warning
+
+
+def test_record_validate_finetune_serve_run_on_a_robot_that_is_not_a_panda(tiny_checkpoint,
+                                                                            tmp_path):
+    """The integrator's path through the public CLI (docs/robots.md), on a 2-joint arm
+    with no gripper: record scripted demonstrations, validate them, fine-tune the default
+    kind of policy for the new robot (no sim to judge it: the check is skipped, not a
+    crash), serve it and run the robot from it."""
+    data = tmp_path / "wave"
+    done = vla("record", ARM, "--out", str(data), "--task", "wave", "--instruction",
+               "wave the arm", "--script", "tests.custom_robot:wave", "--episodes", "3",
+               "--max-steps", "20")
+    assert done.returncode == 0, done.stderr
+    assert "3 episodes (3 recorded now)" in done.stdout
+    again = vla("record", ARM, "--out", str(data), "--task", "wave", "--instruction",
+                "wave the arm", "--script", "tests.custom_robot:wave", "--episodes", "4")
+    assert again.returncode == 2 and "--resume" in again.stderr
+    more = vla("record", ARM, "--out", str(data), "--task", "wave", "--instruction",
+               "wave the arm", "--script", "tests.custom_robot:wave", "--episodes", "4",
+               "--resume")
+    assert more.returncode == 0 and "4 episodes (1 recorded now)" in more.stdout
+    valid = vla("dataset", "validate", str(data))
+    assert valid.returncode == 0 and "valid" in valid.stdout, valid.stdout + valid.stderr
+
+    run = tmp_path / "run"
+    tuned = vla("finetune", "--checkpoint", tiny_checkpoint, "--data", str(data), "--out",
+                str(run), "--method", "full", "steps=2", "eval_episodes=2", "num_workers=0",
+                timeout=300)
+    assert tuned.returncode == 0, tuned.stderr[-2000:]
+    assert "in-sim check: skipped for two_joint_arm/wave" in tuned.stderr
+    contract = json.loads((run / "checkpoint" / "action_contract.json").read_text())
+    assert contract["robot"] == "two_joint_arm" and len(contract["action_names"]) == 2
+
+    url = free_url()
+    main = "import sys; from vla.cli import main; sys.exit(main())"
+    server = subprocess.Popen([sys.executable, "-c", main, "serve", "--checkpoint",
+                               str(run), "--bind", url, "--threads", "1"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        ran = vla("bridge", "robot", ARM, "--connect", url, "--steps", "4", "--instruction",
+                  "wave the arm", "--json", "--connect-timeout", "60", timeout=120)
+        assert ran.returncode == 0, ran.stderr
+        assert json.loads(ran.stdout)["control"]["acted"] >= 2
+    finally:
+        server.terminate()
+        server.wait(10)
+
+
+def test_a_broken_dataset_is_named_by_validate(tmp_path):
+    from vla.data.writer import DatasetWriter
+
+    robot = TwoJointArm()
+    with DatasetWriter(tmp_path / "d", robot.spec, task="wave") as writer:
+        episode = writer.episode("wave the arm")
+        with pytest.raises(ValueError, match=r"action has shape \(3,\); the contract says \(2,\)"):
+            episode.add(robot.observe(), [0.0, 0.0, 0.0])
+        episode.add(robot.observe(), [0.1, 0.2])
+        path = episode.commit(success=True)
+    assert vla("dataset", "validate", str(tmp_path / "d")).returncode == 0
+    import h5py
+
+    with h5py.File(path, "a") as f:
+        del f.attrs["instruction"]
+    done = vla("dataset", "validate", str(tmp_path / "d"))
+    assert done.returncode == 1
+    assert "attributes ['instruction'] are missing" in done.stdout and path.name in done.stdout

@@ -1,4 +1,5 @@
-"""`vla dataset info|view|merge|export|import`: look at, combine and convert datasets."""
+"""`vla dataset info|validate|view|merge|export|import`: look at, check, combine and
+convert datasets."""
 
 from __future__ import annotations
 
@@ -19,6 +20,10 @@ def register(subparsers) -> None:
     view.add_argument("--out", required=True, help="mp4 file to write")
     view.add_argument("--camera", default=None, help="camera name (default: the first)")
     view.set_defaults(func=run_view)
+
+    validate = sub.add_parser("validate", help="name the first problem in a dataset, if any")
+    validate.add_argument("dir", help="dataset directory")
+    validate.set_defaults(func=run_validate)
 
     merge = sub.add_parser("merge", help="copy datasets (e.g. shards) into one directory")
     merge.add_argument("sources", nargs="+", help="dataset directories to merge")
@@ -77,6 +82,17 @@ def run_info(args) -> int:
 
     info = dataset_info(args.dir)
     print(json.dumps(info, indent=2) if args.json else format_info(info))
+    return 0
+
+
+def run_validate(args) -> int:
+    from vla.data.validate import first_problem
+
+    problem = first_problem(args.dir)
+    if problem:
+        print(f"invalid: {problem}")
+        return 1
+    print(f"{args.dir}: valid")
     return 0
 
 

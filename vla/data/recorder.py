@@ -1,6 +1,7 @@
 """`Recorder`: the frames, states, labels and executed actions of one episode as it runs,
 then an `Episode` with the env's metadata. Shared by expert demonstrations
-(vla/data/worker.py) and DAgger rollouts (vla/dagger/rollout.py)."""
+(vla/data/worker.py), DAgger rollouts (vla/dagger/rollout.py) and recordings on any
+robot (vla/data/writer.py)."""
 
 from __future__ import annotations
 
@@ -30,10 +31,13 @@ class Recorder:
 
     def episode(self, env, **attrs) -> Episode:
         meta = env.unwrapped.episode_metadata()
+        return self.to_episode({**{k: meta[k] for k in ENV_ATTRS}, **attrs})
+
+    def to_episode(self, attrs: dict) -> Episode:
         return Episode(
             images={name: np.stack(f) for name, f in self.frames.items()},
-            state=np.stack(self.states),
-            action=np.stack(self.labels),
-            executed_action=np.stack(self.executed),
-            attrs={**{k: meta[k] for k in ENV_ATTRS}, **attrs},
+            state=np.stack(self.states).astype(np.float32),
+            action=np.stack(self.labels).astype(np.float32),
+            executed_action=np.stack(self.executed).astype(np.float32),
+            attrs=attrs,
         )

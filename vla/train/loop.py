@@ -272,6 +272,14 @@ def _evaluate_during_training(model, tokenizer, contract, language, dev, cfg, wr
     from vla.eval.run import evaluate
 
     env_ids = cfg.eval_tasks or dataset_env_ids(cfg.data)
+    simulated = _simulated(env_ids)
+    if len(simulated) < len(env_ids):  # recorded on a robot, or imported: no sim to judge
+        others = sorted(set(env_ids) - set(simulated))
+        print(f"in-sim check: skipped for {', '.join(others)} (no simulator env of that "
+              f"name; judge this policy on its robot)", file=sys.stderr)
+    if not simulated:
+        return None
+    env_ids = simulated
     policy = VLAPolicy.from_model(model, tokenizer, contract, language, dev)
     model.eval()
     try:  # L1 for the training tasks; L4 for the held-out one (a new task to fine-tune on)
@@ -287,6 +295,15 @@ def _evaluate_during_training(model, tokenizer, contract, language, dev, cfg, wr
         write_report(result, report_dir)
         print(markdown_table(result) + "\n" + stage_table(result), file=sys.stderr)
     return result["splits"]
+
+
+def _simulated(env_ids: list[str]) -> list[str]:
+    """The env ids that name a registered simulator env."""
+    import gymnasium
+
+    import sims  # noqa: F401  (registers the sims/ ids)
+
+    return [e for e in env_ids if e in gymnasium.registry]
 
 
 def _tensorboard(path: Path):
