@@ -160,3 +160,19 @@ def test_a_broken_dataset_is_named_by_validate(tmp_path):
     done = vla("dataset", "validate", str(tmp_path / "d"))
     assert done.returncode == 1
     assert "attributes ['instruction'] are missing" in done.stdout and path.name in done.stdout
+
+
+def test_keyboard_teleop_maps_keys_to_dimensions_and_episode_control():
+    from vla.commands.record import Discard, Keyboard, Stop
+
+    presses = iter(["w", "wd", " ", "", "\n", "x", "\x1b"])
+    keys = Keyboard(["dx", "dy", "dz", "dyaw", "gripper"], read_keys=lambda: next(presses))
+    with keys:
+        keys.start()
+        assert keys.action(None, 0).tolist() == [1, 0, 0, 0, 1]
+        assert keys.action(None, 1).tolist() == [1, -1, 0, 0, 1]
+        assert keys.action(None, 2).tolist() == [0, 0, 0, 0, -1]  # space closes the hand
+        assert keys.action(None, 3).tolist() == [0, 0, 0, 0, -1]  # and it stays closed
+        assert keys.action(None, 4) is None  # Enter: keep the episode
+        assert keys.action(None, 5) is Discard and keys.action(None, 6) is Stop
+    assert keys.help()[:2] == ["w/s: dx", "a/d: dy"] and keys.help()[-1] == "space: gripper"
