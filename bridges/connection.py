@@ -38,6 +38,15 @@ class ContractMismatch(BridgeError):
     """The policy server's action contract differs from the robot's."""
 
 
+# What to do about a mismatch: the policy was made for another robot (docs/robots.md).
+NEW_ROBOT_PATH = (
+    "The policy was trained for another robot. To make one for this robot, record "
+    "demonstrations on it and fine-tune (docs/robots.md, sections 4-5): `vla record "
+    "CLASS --out data/my_robot --task NAME --instruction TEXT --keyboard`, then `vla "
+    "finetune --checkpoint POLICY --data data/my_robot --out runs/my_robot --method full`, "
+    "and serve runs/my_robot")
+
+
 @dataclass(frozen=True)
 class CurveKeys:
     """CurveZMQ keys for a server that encrypts and authenticates (see `vla keys`)."""
@@ -256,7 +265,7 @@ class PolicyLink:
             if err.code == "contract_mismatch":
                 raise ContractMismatch(
                     f"the policy server at {self.url} refused this robot ({self.contract.robot})"
-                    f": {err.message}")
+                    f": {err.message}. {NEW_ROBOT_PATH}")
             raise BridgeError(f"the policy server at {self.url} refused hello: {err}")
         if msg["kind"] != "hello_reply":
             raise BridgeError(f"the policy server at {self.url} answered hello with "
@@ -270,7 +279,8 @@ class PolicyLink:
         diffs = policy.differences(self.contract)
         if diffs:  # the server should have refused; check here too, a robot must not guess
             raise ContractMismatch(f"the policy at {self.url} does not fit robot "
-                                   f"{self.contract.robot}: " + "; ".join(diffs))
+                                   f"{self.contract.robot}: " + "; ".join(diffs)
+                                   + f". {NEW_ROBOT_PATH}")
         self.server_contract = policy
         self.server_capabilities = dict(msg.get("capabilities") or {})
         self.state = "ready"

@@ -51,6 +51,7 @@ def test_bring_up_a_custom_robot_on_builtin_hold_through_the_cli(tmp_path):
         # The same server refuses a robot whose contract differs, naming the field.
         other = vla("bridge", "robot", ARM, "joints=2", "--connect", url, "--steps", "2")
         assert other.returncode == 2 and "action_names" in other.stderr
+        assert "vla record" in other.stderr and "vla finetune" in other.stderr  # what next
     finally:
         server.terminate()
         server.wait(10)
