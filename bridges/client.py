@@ -142,6 +142,15 @@ class ControlLoop:
         self.robot.hold()
         return self.stats.summary()
 
+    def idle(self, seconds: float) -> None:
+        """Keep the session alive for `seconds` without running the robot (between
+        episodes, while a person resets the scene): heartbeats go on, so the server does
+        not forget this robot and the next `run` starts at once. The robot holds."""
+        self.robot.hold()
+        end = time.monotonic() + max(0.0, seconds)
+        while (left := end - time.monotonic()) > 0:
+            self.link.poll(min(left, self.config.heartbeat_s))  # late replies are dropped
+
     def _start_episode(self) -> None:
         """Reset the policy and fetch the first chunk before the clock starts."""
         wait = self.config.first_reply_timeout_s

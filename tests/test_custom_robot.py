@@ -177,3 +177,20 @@ def test_keyboard_teleop_maps_keys_to_dimensions_and_episode_control():
         assert keys.action(None, 4) is None  # Enter: keep the episode
         assert keys.action(None, 5) is Discard and keys.action(None, 6) is Stop
     assert keys.help()[:2] == ["w/s: dx", "a/d: dy"] and keys.help()[-1] == "space: gripper"
+
+
+@pytest.mark.parametrize("between", ["idle", "sleep"])
+def test_idle_keeps_the_session_between_episodes(between):
+    """A server that forgets silent robots after 0.5 s: `loop.idle` keeps this one known
+    (heartbeats), while a plain sleep loses the session and costs a reconnection."""
+    robot = TwoJointArm()
+    server = PolicyServer(load_policy("builtin:hold", contract=robot.spec),
+                          ServerConfig(bind="tcp://127.0.0.1:*", client_timeout_s=0.5)).start()
+    try:
+        with robot, ControlLoop(robot, server.endpoint, LoopConfig(heartbeat_s=0.1)) as loop:
+            loop.run(steps=3)
+            loop.idle(1.5) if between == "idle" else time.sleep(1.5)
+            second = loop.run(steps=3)
+    finally:
+        server.stop()
+    assert second["server_losses"] == (0 if between == "idle" else 1), second
