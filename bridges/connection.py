@@ -73,6 +73,12 @@ class CurveKeys:
                              f"'.key_secret' file, not its public '.key'")
         return cls(server_public, public, secret)
 
+    def apply(self, socket) -> None:
+        """Make `socket` a CurveZMQ client of the server (before it connects)."""
+        socket.curve_serverkey = self.server_public
+        socket.curve_publickey = self.public
+        socket.curve_secretkey = self.secret
+
 
 @dataclass
 class Pending:
@@ -315,9 +321,7 @@ class PolicyLink:
         sock.linger = 0  # closing must never wait for a dead server
         sock.setsockopt(zmq.MAXMSGSIZE, self.max_message_bytes)
         if self.curve is not None:
-            sock.curve_serverkey = self.curve.server_public
-            sock.curve_publickey = self.curve.public
-            sock.curve_secretkey = self.curve.secret
+            self.curve.apply(sock)
         self.monitor = sock.get_monitor_socket(zmq.EVENT_DISCONNECTED)
         sock.connect(self.url)
         self.socket = sock

@@ -3,8 +3,10 @@
 One DEALER socket, one request in flight at a time, a deadline on every reply (a
 `zmq.Poller`, never a blocking recv). Replies carry the request id, so a late answer to
 a request that already timed out is recognised and skipped. The robot-side control
-loop (heartbeats, reconnects, holding the robot) lives in `bridges/`; this is the bare
-request/reply part.
+loop (heartbeats, reconnects, holding the robot) lives in `bridges/` (PolicyLink); this
+is the bare request/reply part, able to send raw bytes (fuzzing), and it shares the
+message codec (`bridges.protocol`) and the Curve key handling (`bridges.connection.
+CurveKeys`) with the robot side.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import time
 import numpy as np
 import zmq
 
+from bridges.connection import CurveKeys
 from bridges.contract import ActionContract
 from bridges.protocol import (
     DEFAULT_MAX_MESSAGE_BYTES,
@@ -28,7 +31,6 @@ from bridges.protocol import (
     reset,
     unpack,
 )
-from vla.serving import curve
 
 
 class PolicyClient:
@@ -47,7 +49,7 @@ class PolicyClient:
             if not (curve_secret and curve_server_key):
                 raise ValueError("Curve needs both the client's .key_secret file and the "
                                  "server's public .key file")
-            curve.configure_client(self.socket, curve_secret, curve_server_key)
+            CurveKeys.from_files(curve_server_key, curve_secret).apply(self.socket)
         self.socket.connect(endpoint)
         self._poller = zmq.Poller()
         self._poller.register(self.socket, zmq.POLLIN)

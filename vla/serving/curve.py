@@ -73,14 +73,6 @@ def configure_server(socket: zmq.Socket, secret_file: str | os.PathLike) -> None
     socket.curve_server = True
 
 
-def configure_client(socket: zmq.Socket, secret_file: str | os.PathLike,
-                     server_public_file: str | os.PathLike) -> None:
-    public, secret = load_secret(secret_file)
-    socket.curve_publickey = public
-    socket.curve_secretkey = secret
-    socket.curve_serverkey = load_public(server_public_file)
-
-
 def is_loopback(endpoint: str) -> bool:
     """True for endpoints other machines cannot reach: ipc, inproc, tcp on 127/8 or ::1."""
     transport, _, address = endpoint.partition("://")
