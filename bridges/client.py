@@ -246,8 +246,13 @@ class ControlLoop:
         return self.schedule.remaining(self.tick) <= lead
 
     def _ask(self, deadline_s: float | None = None) -> None:
+        # No use in an answer after the chunk's last step is due: the server may drop the
+        # request instead of computing it (`expired`). Not for the first, warm-up request.
+        chunk = getattr(self.link.server_contract, "chunk_length", None)
+        answer_by = (self.obs_time + chunk * self.period
+                     if deadline_s is None and chunk else None)
         msg_id = self.link.send_act(self.obs, self.episode_id, self.obs_time,
-                                    self.config.jpeg_quality, deadline_s)
+                                    self.config.jpeg_quality, deadline_s, answer_by=answer_by)
         self._requests[msg_id] = (self.tick, self.obs_time)
 
     # -- waiting and replies --------------------------------------------------------------
@@ -311,7 +316,12 @@ class ControlLoop:
             return 0
 
     def _on_error(self, msg: dict) -> None:
-        """An error reply, or a chunk that cannot be used; enough in a row end the run."""
+        """An error reply, or a chunk that cannot be used; enough in a row end the run.
+        `expired` (the server was too busy to answer in time) and `superseded` (a newer
+        request took its place) are overload, not faults: counted, and the loop asks again."""
+        if msg.get("code") in ("expired", "superseded"):
+            self.stats.overload_replies += 1
+            return
         self._errors_in_a_row += 1
         if msg.get("code") != "rejected_by_safety":  # (the safety layer logged those)
             self.stats.server_errors += 1

@@ -25,6 +25,7 @@ class RunStats:
     safety_changed: int = 0
     safety_rejected: int = 0
     server_errors: int = 0
+    overload_replies: int = 0  # `expired` or `superseded`: the server was too busy
     losses: int = 0
     started_at: float = 0.0    # when tick 0 started (time.monotonic)
     last_tick_at: float = 0.0  # when the latest tick started
@@ -51,6 +52,7 @@ class RunStats:
             "safety_changed_chunks": self.safety_changed,
             "safety_rejected_chunks": self.safety_rejected,
             "server_errors": self.server_errors,
+            "overload_replies": self.overload_replies,
             "server_losses": self.losses,
         }
 

@@ -194,3 +194,28 @@ def test_idle_keeps_the_session_between_episodes(between):
     finally:
         server.stop()
     assert second["server_losses"] == (0 if between == "idle" else 1), second
+
+
+def test_a_server_too_slow_for_the_chunk_answers_expired_and_the_robot_holds_on():
+    """Each act carries the time its chunk stops being useful; a server whose inference
+    takes longer answers `expired` without computing, and the loop holds and goes on
+    (overload, not a fault) instead of stopping on a run of late, unusable chunks."""
+    from vla.serving.policies import HoldPolicy
+
+    robot = TwoJointArm()
+
+    class Slow(HoldPolicy):
+        def infer(self, observation):
+            time.sleep(0.4)  # chunks of 2 at 10 Hz are useless 0.2 s after the observation
+            return super().infer(observation)
+
+    contract = dataclasses.replace(robot.spec, chunk_length=2)
+    server = PolicyServer(Slow(contract), ServerConfig(bind="tcp://127.0.0.1:*")).start()
+    try:
+        with robot, ControlLoop(robot, server.endpoint, LoopConfig(deadline_s=2.0)) as loop:
+            summary = loop.run(steps=20)
+    finally:
+        server.stop()
+    assert summary["overload_replies"] >= 3, summary
+    assert summary["held"].get("no_action", 0) >= 10 and summary["server_losses"] == 0
+    assert server.stats.summary()["errors"].get("expired", 0) >= 3
