@@ -291,6 +291,8 @@ class PolicyLink:
             raise ContractMismatch(f"the policy at {self.url} does not fit robot "
                                    f"{self.contract.robot}: " + "; ".join(diffs)
                                    + f". {NEW_ROBOT_PATH}")
+        for line in policy.warnings(self.contract):  # informational: worth a look, no refusal
+            log.warning("bridge: the policy's contract describes another set-up: %s", line)
         self.server_contract = policy
         self.server_capabilities = dict(msg.get("capabilities") or {})
         self.state = "ready"

@@ -24,6 +24,8 @@ CONTRACT_VERSION = 1
 FLOAT_RTOL = 1e-6
 # Fields that must match between a policy and a robot. Normalisation statistics are
 # informative (they describe the training data), not a compatibility requirement.
+# Fields that describe rather than constrain (left out of the dict when unstated).
+DESCRIPTIVE_FIELDS = ("state_units", "frame", "camera_poses")
 MATCH_FIELDS = (
     "robot", "action_names", "action_units", "action_scale", "control_hz",
     "state_names", "cameras",
@@ -43,6 +45,10 @@ class ActionContract:
     chunk_length: int = 1
     normalization: dict = field(default_factory=dict)  # per-dim stats, e.g. q01/q99
     version: int = CONTRACT_VERSION
+    # What the numbers mean (empty = not stated; contracts written before these existed):
+    state_units: tuple[str, ...] = ()  # per state dimension; compared when both state them
+    frame: str = ""  # the frame of positions and the yaw reference, in words
+    camera_poses: dict[str, str] = field(default_factory=dict)  # camera -> where it looks from
 
     # -- construction ---------------------------------------------------------------------
     @classmethod
@@ -70,6 +76,9 @@ class ActionContract:
             chunk_length=int(data.get("chunk_length", 1)),
             normalization=dict(data.get("normalization", {})),
             version=int(data.get("version", CONTRACT_VERSION)),
+            state_units=tuple(str(u) for u in data.get("state_units", ())),
+            frame=str(data.get("frame", "")),
+            camera_poses={str(k): str(v) for k, v in dict(data.get("camera_poses", {})).items()},
         )
 
     @classmethod
@@ -85,6 +94,7 @@ class ActionContract:
             "state_names": meta["state_names"],
             "cameras": meta["cameras"],
             "normalization": (stats or {}).get("action", {}),
+            **{k: spec[k] for k in DESCRIPTIVE_FIELDS if k in spec},
         })
 
     @classmethod
@@ -94,17 +104,24 @@ class ActionContract:
 
     # -- use -----------------------------------------------------------------------------
     def to_dict(self) -> dict:
-        data = asdict(self)
-        data["cameras"] = {k: list(v) for k, v in self.cameras.items()}
+        data = self._plain()
         data["hash"] = self.hash()
-        return json.loads(json.dumps(data))
+        return data
 
     def hash(self) -> str:
         """Short stable digest of everything in the contract (order-independent JSON)."""
+        blob = json.dumps(self._plain(), sort_keys=True, separators=(",", ":")).encode()
+        return hashlib.sha256(blob).hexdigest()[:16]
+
+    def _plain(self) -> dict:
+        """JSON-ready fields; descriptive fields left unstated are left out, so contracts
+        written before they existed keep their hash."""
         data = asdict(self)
         data["cameras"] = {k: list(v) for k, v in self.cameras.items()}
-        blob = json.dumps(data, sort_keys=True, separators=(",", ":")).encode()
-        return hashlib.sha256(blob).hexdigest()[:16]
+        for name in DESCRIPTIVE_FIELDS:
+            if not data[name]:
+                del data[name]
+        return json.loads(json.dumps(data))
 
     def differences(self, other: ActionContract) -> list[str]:
         """One line per mismatching field: 'field: ours=... theirs=...'. Empty if compatible."""
@@ -113,6 +130,23 @@ class ActionContract:
             ours, theirs = getattr(self, name), getattr(other, name)
             if not _same(_canonical(ours), _canonical(theirs)):
                 lines.append(f"{name}: policy has {ours!r}, robot has {theirs!r}")
+        if self.state_units and other.state_units and self.state_units != other.state_units:
+            lines.append(f"state_units: policy has {self.state_units!r}, robot has "
+                         f"{other.state_units!r}")
+        return lines
+
+    def warnings(self, other: ActionContract) -> list[str]:
+        """Descriptions that differ where both sides state them (the frame, where each
+        camera looks from): not a refusal, since words differ for the same set-up, but
+        worth a look: a policy sees the world as its training camera saw it."""
+        lines = []
+        if self.frame and other.frame and self.frame != other.frame:
+            lines.append(f"frame: policy was trained with {self.frame!r}, robot states "
+                         f"{other.frame!r}")
+        for name in sorted(set(self.camera_poses) & set(other.camera_poses)):
+            if self.camera_poses[name] != other.camera_poses[name]:
+                lines.append(f"camera {name!r}: policy's was {self.camera_poses[name]!r}, "
+                             f"robot's is {other.camera_poses[name]!r}")
         return lines
 
     def check_compatible(self, other: ActionContract, what: str = "robot") -> None:

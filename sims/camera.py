@@ -32,6 +32,15 @@ class CameraConfig:
     up: tuple[float, float, float] = (1.0, 0.0, 0.0)
     background_rgb: tuple[int, int, int] = TABLE_RGB
 
+    def pose(self) -> str:
+        """Where the camera looks from, in words (the contract's `camera_poses`)."""
+        if self.name == "wrist":
+            return f"on the gripper, looking down along the fingers, fov {self.fov_deg:g} deg"
+        eye = ", ".join(f"{v:g}" for v in self.eye)
+        target = ", ".join(f"{v:g}" for v in self.target)
+        return (f"fixed at ({eye}) m looking at ({target}) m in the robot base frame, "
+                f"fov {self.fov_deg:g} deg, image top toward +x")
+
 
 class Camera:
     """Renders uint8 RGB images (H, W, 3) from a fixed pose or from the wrist."""

@@ -235,6 +235,9 @@ class TabletopEnv(gym.Env):
             "control_hz": spec.control_hz,
             "state_names": list(spec.state_names),
             "cameras": {c.name: [c.height, c.width] for c in self.camera_configs},
+            "state_units": list(spec.state_units),
+            "frame": spec.frame,
+            "camera_poses": {c.name: c.pose() for c in self.camera_configs},
         }
 
     def episode_metadata(self) -> dict:

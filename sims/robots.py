@@ -20,6 +20,12 @@ import pybullet_data
 
 ACTION_NAMES = ("dx", "dy", "dz", "dyaw", "gripper")
 STATE_NAMES = ("ee_x", "ee_y", "ee_z", "ee_yaw_sin", "ee_yaw_cos", "gripper_opening")
+STATE_UNITS = ("m", "m", "m", "sin", "cos", "opening fraction")
+# What the state's numbers mean (the contract's `frame`): a real robot matching this
+# contract must report the same.
+FRAME = ("robot base frame: x forward, y left, z up from the table top, metres; yaw of the "
+         "gripper about z from +x, radians, as sin and cos (a half turn is the same grasp); "
+         "gripper opening 0 closed to 1 open")
 
 
 @dataclass(frozen=True)
@@ -34,6 +40,8 @@ class RobotSpec:
     action_names: tuple[str, ...] = ACTION_NAMES
     action_units: tuple[str, ...] = ("m", "m", "m", "rad", "opening fraction")
     state_names: tuple[str, ...] = STATE_NAMES
+    state_units: tuple[str, ...] = STATE_UNITS
+    frame: str = FRAME
     # End-effector workspace box (x, y, z) in metres, world frame.
     workspace_low: tuple[float, float, float] = (0.25, -0.35, 0.0)
     workspace_high: tuple[float, float, float] = (0.80, 0.35, 0.40)
@@ -54,6 +62,8 @@ class RobotSpec:
             "action_units": list(self.action_units),
             "action_scale": self.action_scale.tolist(),
             "state_names": list(self.state_names),
+            "state_units": list(self.state_units),
+            "frame": self.frame,
             "workspace_low": list(self.workspace_low),
             "workspace_high": list(self.workspace_high),
             "max_gripper_opening_m": self.max_gripper_opening_m,

@@ -16,6 +16,7 @@ import pytest
 
 from bridges.client import ControlLoop, LoopConfig
 from bridges.loading import load_robot
+from bridges.mock_robot import MockRobot
 from tests.custom_robot import TwoJointArm
 from tests.test_bridges_cli import vla
 from vla.serving.policies import load_policy
@@ -219,3 +220,36 @@ def test_a_server_too_slow_for_the_chunk_answers_expired_and_the_robot_holds_on(
     assert summary["overload_replies"] >= 3, summary
     assert summary["held"].get("no_action", 0) >= 10 and summary["server_losses"] == 0
     assert server.stats.summary()["errors"].get("expired", 0) >= 3
+
+
+def test_the_contract_states_units_frame_and_camera_pose_and_compares_them_gently(caplog):
+    """State units are compared when both sides state them; the frame and the camera pose
+    are words: a different description is a warning at hello, never a refusal. Contracts
+    written before these fields existed keep their hash."""
+    import gymnasium as gym
+
+    import sims  # noqa: F401
+    from bridges.contract import ActionContract
+
+    env = gym.make("sims/Pick-v0")
+    sim = ActionContract.from_env(env)
+    env.close()
+    assert sim.state_units[0] == "m" and "x forward" in sim.frame
+    assert "looking at" in sim.camera_poses["front"]
+    shipped = json.loads(open("policies/checkpoints/default/action_contract.json").read())
+    assert ActionContract.from_dict(shipped).hash() == shipped["hash"]
+    inches = dataclasses.replace(sim, state_units=("in",) * 6)
+    assert any(d.startswith("state_units") for d in sim.differences(inches))
+    moved = dataclasses.replace(sim, camera_poses={"front": "on a tripod behind the robot"})
+    assert sim.differences(moved) == [] and "camera 'front'" in sim.warnings(moved)[0]
+    server = PolicyServer(load_policy("builtin:hold", contract=sim),
+                          ServerConfig(bind="tcp://127.0.0.1:*")).start()
+    robot = MockRobot(contract=moved)
+    try:
+        with caplog.at_level(logging.WARNING, logger="bridges.connection"), robot, \
+                ControlLoop(robot, server.endpoint) as loop:
+            assert loop.run(steps=2)["acted"] == 2
+    finally:
+        server.stop()
+    assert any("describes another set-up" in r.getMessage() for r in caplog.records)
+
