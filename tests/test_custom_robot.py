@@ -253,3 +253,19 @@ def test_the_contract_states_units_frame_and_camera_pose_and_compares_them_gentl
         server.stop()
     assert any("describes another set-up" in r.getMessage() for r in caplog.records)
 
+
+
+def test_dataset_info_on_a_hand_made_dataset_names_the_problem(tmp_path):
+    from vla.data.writer import DatasetWriter
+
+    robot = TwoJointArm()
+    with DatasetWriter(tmp_path / "d", robot.spec, task="wave") as writer:
+        episode = writer.episode("wave the arm")
+        episode.add(robot.observe(), [0.1, 0.2])
+        episode.commit()
+    stats = json.loads((tmp_path / "d" / "stats.json").read_text())
+    del stats["action"]["names"]  # as a hand-written stats.json might
+    (tmp_path / "d" / "stats.json").write_text(json.dumps(stats))
+    done = vla("dataset", "info", str(tmp_path / "d"))
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert "stats.json: action.names is missing" in done.stderr

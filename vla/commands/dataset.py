@@ -80,8 +80,15 @@ def run_info(args) -> int:
 
     from vla.data.info import dataset_info, format_info
 
-    info = dataset_info(args.dir)
-    print(json.dumps(info, indent=2) if args.json else format_info(info))
+    try:
+        info = dataset_info(args.dir)
+        text = json.dumps(info, indent=2) if args.json else format_info(info)
+    except (KeyError, TypeError, IndexError) as err:  # a dataset not written by us
+        from vla.data.validate import first_problem
+
+        raise ValueError(f"{args.dir!r} cannot be summarised ({type(err).__name__}: {err}); "
+                         f"the first problem found: {first_problem(args.dir)}") from None
+    print(text)
     return 0
 
 
