@@ -42,11 +42,16 @@ class LanguageKeypoints(nn.Module):
     def coordinates(self, feats: torch.Tensor, lang: torch.Tensor,
                     lang_mask: torch.Tensor) -> torch.Tensor:
         """The K expected image coordinates (B, K, 2), x and y in [-1, 1]."""
+        return _expected_xy(self.heat_maps(feats, lang, lang_mask))
+
+    def heat_maps(self, feats: torch.Tensor, lang: torch.Tensor,
+                  lang_mask: torch.Tensor) -> torch.Tensor:
+        """The K heat maps (B, K, h, w), before the spatial softmax."""
         weights = lang_mask.to(lang.dtype).unsqueeze(-1)  # (B, L, 1)
         pooled = (lang * weights).sum(1) / weights.sum(1).clamp(min=1.0)  # (B, W)
         gamma, beta = self.film(pooled).chunk(2, dim=-1)  # (B, C) each
         x = feats * (1 + gamma[..., None, None]) + beta[..., None, None]
-        return _expected_xy(self.heat(x))  # heat maps (B, K, h, w)
+        return self.heat(x)
 
 
 class ReferentKeypoints(nn.Module):
@@ -106,6 +111,11 @@ class ReferentKeypoints(nn.Module):
     def coordinates(self, feats: torch.Tensor, lang: torch.Tensor,
                     lang_mask: torch.Tensor) -> torch.Tensor:
         """The K expected image coordinates (B, K, 2), x and y in [-1, 1], group-major."""
+        return _expected_xy(self.heat_maps(feats, lang, lang_mask))
+
+    def heat_maps(self, feats: torch.Tensor, lang: torch.Tensor,
+                  lang_mask: torch.Tensor) -> torch.Tensor:
+        """The K heat maps (B, K, h, w), group-major, before the spatial softmax."""
         pooled = torch.einsum("bgl,blw->bgw", self.attention(lang, lang_mask).to(lang.dtype),
                               lang)  # (B, G, W)
         film = torch.einsum("bgw,gwc->bgc", pooled, self.film) + self.film_bias
@@ -113,8 +123,7 @@ class ReferentKeypoints(nn.Module):
         shared = self.shared(feats)  # (B, C, h, w)
         x = shared[:, None] * (1 + gamma[..., None, None]) + beta[..., None, None]
         b, g, c, h, w = x.shape
-        heat = self.heat(x.reshape(b, g * c, h, w))  # (B, K, h, w)
-        return _expected_xy(heat)
+        return self.heat(x.reshape(b, g * c, h, w))  # (B, K, h, w)
 
 
 def _expected_xy(heat: torch.Tensor) -> torch.Tensor:
