@@ -39,6 +39,7 @@ Examples (the second is the quick form, for a busy machine):
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import os
@@ -63,16 +64,10 @@ from bridges.connection import BridgeError  # noqa: E402
 from bridges.contract import ActionContract  # noqa: E402
 from bridges.robot import Robot  # noqa: E402
 
-# The contract of sims/Pick-v0 and of the shipped default policy (docs/protocol.md).
-PANDA = ActionContract.from_dict({
-    "robot": "panda",
-    "action_names": ["dx", "dy", "dz", "dyaw", "gripper"],
-    "action_units": ["m", "m", "m", "rad", "opening fraction"],
-    "action_scale": [0.05, 0.05, 0.05, 0.3, 1.0],
-    "control_hz": 10.0,
-    "state_names": ["ee_x", "ee_y", "ee_z", "ee_yaw_sin", "ee_yaw_cos", "gripper_opening"],
-    "cameras": {"front": [128, 128]},
-})
+# The robots' contract: the shipped default policy's (docs/protocol.md), as a robot states it.
+PANDA = dataclasses.replace(ActionContract.from_dict(json.loads(
+    (Path(__file__).resolve().parents[1] / "policies" / "checkpoints" / "default"
+     / "action_contract.json").read_text())), normalization={}, chunk_length=1)
 PERIOD_S = 1.0 / PANDA.control_hz
 TARGET_GAP_PERIODS = 3
 TARGET_RESUME_S = 10.0

@@ -29,10 +29,9 @@ def first_problem(root: str) -> str | None:
         return f"{root!r} is not a directory"
     if not ds.meta_path.is_file():
         return f"{ds.meta_path} is missing (every dataset has one; see docs/robots.md)"
-    try:
-        meta = json.loads(ds.meta_path.read_text())
-    except json.JSONDecodeError as err:
-        return f"{ds.meta_path} is not valid JSON: {err}"
+    meta, problem = _read_json(ds.meta_path)
+    if problem:
+        return problem
     if meta.get("format") != FORMAT or meta.get("format_version") != FORMAT_VERSION:
         return (f"{ds.meta_path}: format={meta.get('format')!r} format_version="
                 f"{meta.get('format_version')!r}; expected {FORMAT!r} and {FORMAT_VERSION}")
@@ -59,13 +58,22 @@ def first_problem(root: str) -> str | None:
     return None
 
 
+def _read_json(path) -> tuple[dict, str | None]:
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        return {}, f"{path} is not valid JSON: {err}"
+    if not isinstance(data, dict):
+        return {}, f"{path}: expected a JSON object at the top level"
+    return data, None
+
+
 def _stats_problem(ds: DatasetDir, meta: dict) -> str | None:
     if not ds.stats_path.is_file():
         return f"{ds.stats_path} is missing (recompute it: vla.data.stats.update_stats)"
-    try:
-        stats = json.loads(ds.stats_path.read_text())
-    except json.JSONDecodeError as err:
-        return f"{ds.stats_path} is not valid JSON: {err}"
+    stats, problem = _read_json(ds.stats_path)
+    if problem:
+        return problem
     if not stats.get("episodes"):
         return None  # an empty dataset has no statistics yet
     for part, names in (("action", meta["action_names"]), ("state", meta["state_names"])):
