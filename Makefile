@@ -47,6 +47,7 @@ default-policy: install
 	cp $$ckpt/config.json $$ckpt/model.safetensors $$ckpt/action_tokenizer.json \
 	   $$ckpt/action_contract.json policies/checkpoints/default/ && \
 	$(BIN)/python -m vla.recipe runs/default runs/dagger $$ckpt > policies/checkpoints/default/recipe.json
+	$(BIN)/python benchmarks/grounding_score.py --write   # grounding.json: the refusal threshold
 
 clean:
 	rm -rf $(VENV) out .pytest_cache

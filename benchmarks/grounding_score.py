@@ -1,39 +1,82 @@
 """Can the policy's own pixels tell that a named object is absent? One JSON object.
 
 A real robot has no simulator to ask whether "the blue block" is on the table. The
-candidate signal is already in the policy: its language-conditioned keypoint heat maps
-(policies/keypoints.py). When the named thing is in view they should peak on it; when it
-is not, they have nothing to lock on to. Score = mean over heat maps of log(peak
-probability x pixels) (0 for a flat map, higher when concentrated), on the first frame.
+signal is in the policy: its language-conditioned keypoint heat maps
+(policies/keypoints.py). When the named thing is in view they peak on it; when it is
+not, they have less to lock on to. The grounding score (`concentration`, what the server
+reports with each reply) is the mean over heat maps of log(peak probability x pixels):
+0 for a flat map, higher when concentrated. Scored on the first frame of an episode.
 
-For validation-stream scenes (L1) of each task we score the scene's own instruction
-(valid) and the same words with the target's colour swapped for a training colour the
-scene lacks (absent). The threshold is calibrated on half of the scenes, KnowNo-style:
-the quantile of valid scores that refuses at most `--false-refusal` of valid commands;
-the other half measures refusal of absent commands and false refusal of valid ones.
+Threshold, KnowNo-style (Ren et al. 2023, "Robots that ask for help"): on the validation
+stream (L1), the `--false-refusal` quantile of the scores of valid commands (each scene's
+own instruction). Measured on the evaluation stream, which calibration never saw:
+- valid: each scene's own instruction (false refusals);
+- absent, colour: the same words with the target's colour swapped for a training colour
+  the scene lacks ("pick up the blue block" with no blue thing);
+- absent, unknown thing: the target's name replaced by something no template produces
+  ("pick up the banana").
 
-    python benchmarks/grounding_score.py [--checkpoint DIR] [--scenes 40]
+    python benchmarks/grounding_score.py [--checkpoint DIR] [--scenes 40] [--write]
+
+`--write` stores the threshold and these figures in CHECKPOINT/grounding.json, where the
+server reads it (hello_reply capabilities.grounding_threshold).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
 import numpy as np
 import torch
 
+from policies.keypoints import concentration
+
+UNKNOWN_THINGS = ("banana", "toy car", "coffee mug", "screwdriver", "tennis ball",
+                  "purple elephant", "sock", "spoon")
+
 
 @torch.no_grad()
 def scores(policy, images: np.ndarray, instructions: list[str]) -> np.ndarray:
-    """(N,) concentration of the keypoint heat maps for each frame and instruction."""
+    """(N,) grounding scores of the frames with their instructions."""
     model = policy.model
     lang, mask = policy.language.encode(instructions)
     _, stem_map = model.vision.features(torch.from_numpy(images).to(policy.device))
-    heat = model.keypoints.heat_maps(stem_map, lang, mask).float()  # (N, K, h, w)
-    prob = torch.softmax(heat.flatten(2), dim=-1)  # (N, K, h * w)
-    concentration = torch.log(prob.max(-1).values * prob.shape[-1])  # (N, K), 0 = flat
-    return concentration.mean(-1).cpu().numpy()
+    return concentration(model.keypoints.heat_maps(stem_map, lang, mask)).cpu().numpy()
+
+
+def scenes(tasks: list[str], n: int, mode: str) -> dict:
+    """First frames with their own instruction and two absent-object variants."""
+    import gymnasium as gym
+
+    import sims  # noqa: F401
+    from sims.scene import TRAIN_COLORS
+    from vla.envs import resolve_env_id
+
+    out = {"images": [], "valid": [], "absent_colour": [], "absent_unknown": []}
+    for task in tasks:
+        env = gym.make(resolve_env_id(task), mode=mode)
+        for seed in range(n):
+            obs, _ = env.reset(seed=seed)
+            goal = env.unwrapped.goal
+            text = obs["instruction"]
+            present = {o.color for o in goal.objects} | {z.color for z in goal.zones}
+            missing = [c for c in TRAIN_COLORS if c not in present]
+            words = text.split()
+            if not missing or goal.target.color not in words:
+                continue
+            i = words.index(goal.target.color)
+            colour = words.copy()
+            colour[i] = missing[seed % len(missing)]
+            thing = words[:i] + [UNKNOWN_THINGS[seed % len(UNKNOWN_THINGS)]] + words[i + 2:]
+            out["images"].append(obs["images"]["front"])
+            out["valid"].append(text)
+            out["absent_colour"].append(" ".join(colour))
+            out["absent_unknown"].append(" ".join(thing))
+        env.close()
+    out["images"] = np.stack(out["images"])
+    return out
 
 
 def auc(positive: np.ndarray, negative: np.ndarray) -> float:
@@ -46,53 +89,41 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--checkpoint", default=None, help="default: the shipped policy")
     ap.add_argument("--tasks", default="pick,place,stack,push_to,touch")
-    ap.add_argument("--scenes", type=int, default=40, help="scenes per task")
+    ap.add_argument("--scenes", type=int, default=40, help="scenes per task and stream")
     ap.add_argument("--false-refusal", type=float, default=0.05)
+    ap.add_argument("--write", action="store_true", help="store CHECKPOINT/grounding.json")
     args = ap.parse_args()
 
-    import gymnasium as gym
-
-    import sims  # noqa: F401
-    from policies.registry import load_policy
-    from sims.scene import TRAIN_COLORS
-    from vla.envs import resolve_env_id
+    from policies.registry import load_policy, resolve_checkpoint
 
     policy = load_policy(args.checkpoint, device="cpu")
     if policy.model.keypoints is None:
         raise SystemExit("this policy has no keypoints (model.keypoints = 0)")
-    images, valid, absent = [], [], []
-    for task in args.tasks.split(","):
-        env = gym.make(resolve_env_id(task), mode="val")
-        for seed in range(args.scenes):
-            obs, _ = env.reset(seed=seed)
-            goal = env.unwrapped.goal
-            present = {o.color for o in goal.objects} | {z.color for z in goal.zones}
-            missing = [c for c in TRAIN_COLORS if c not in present]
-            words = obs["instruction"].split()
-            if not missing or goal.target.color not in words:
-                continue
-            words[words.index(goal.target.color)] = missing[seed % len(missing)]
-            images.append(obs["images"]["front"])
-            valid.append(obs["instruction"])
-            absent.append(" ".join(words))
-        env.close()
-    images = np.stack(images)
-    s_valid, s_absent = scores(policy, images, valid), scores(policy, images, absent)
-    order = np.random.default_rng(0).permutation(len(valid))
-    calib, test = order[: len(order) // 2], order[len(order) // 2:]
-    threshold = float(np.quantile(s_valid[calib], args.false_refusal))
-    print(json.dumps({
+    tasks = args.tasks.split(",")
+    calib = scenes(tasks, args.scenes, "val")
+    threshold = float(np.quantile(scores(policy, calib["images"], calib["valid"]),
+                                  args.false_refusal))
+    test = scenes(tasks, args.scenes, "eval")
+    s = {k: scores(policy, test["images"], test[k])
+         for k in ("valid", "absent_colour", "absent_unknown")}
+    result = {
         "benchmark": "grounding_score", "checkpoint": args.checkpoint or "default",
-        "pairs": len(valid), "stream": "val",
-        "auc_valid_above_absent": round(auc(s_valid, s_absent), 3),
-        "threshold": round(threshold, 4),
-        "calibration_scenes": len(calib), "test_scenes": len(test),
-        "refused_absent": round(float((s_absent[test] < threshold).mean()), 3),
-        "refused_valid": round(float((s_valid[test] < threshold).mean()), 3),
-        "mean_score_valid": round(float(s_valid.mean()), 4),
-        "mean_score_absent": round(float(s_absent.mean()), 4),
-        "example": {"valid": valid[0], "absent": absent[0]},
-    }))
+        "threshold": round(threshold, 4), "false_refusal_target": args.false_refusal,
+        "calibration": {"stream": "val", "scenes": len(calib["valid"])},
+        "test": {"stream": "eval", "scenes": len(test["valid"])},
+        "refused_valid": round(float((s["valid"] < threshold).mean()), 3),
+        "refused_absent_colour": round(float((s["absent_colour"] < threshold).mean()), 3),
+        "refused_absent_unknown": round(float((s["absent_unknown"] < threshold).mean()), 3),
+        "auc_colour": round(auc(s["valid"], s["absent_colour"]), 3),
+        "auc_unknown": round(auc(s["valid"], s["absent_unknown"]), 3),
+        "mean_score": {k: round(float(v.mean()), 4) for k, v in s.items()},
+        "examples": {k: test[k][0] for k in ("valid", "absent_colour", "absent_unknown")},
+    }
+    if args.write:
+        path = Path(resolve_checkpoint(args.checkpoint)) / "grounding.json"
+        path.write_text(json.dumps(result, indent=1) + "\n")
+        result["written"] = str(path)
+    print(json.dumps(result))
 
 
 if __name__ == "__main__":

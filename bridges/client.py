@@ -58,6 +58,9 @@ class LoopConfig:
     max_consecutive_errors: int = 5   # error replies or rejected chunks in a row: give up
     curve: CurveKeys | None = None
     adapter: str | None = None        # the server-side adapter to use (None: the base policy)
+    # Refuse a run whose first answer's grounding is below this; None: the server's
+    # calibrated threshold (if it has one); -inf: never refuse.
+    min_grounding: float | None = None
 
     def __post_init__(self) -> None:
         make_schedule(self.mode)  # validates the name
@@ -66,6 +69,14 @@ class LoopConfig:
         if self.query_every < 1 or self.lead_margin < 0:
             raise ValueError(f"query_every={self.query_every} must be >= 1 and "
                              f"lead_margin={self.lead_margin} >= 0")
+
+
+class NotGrounded(BridgeError):
+    """The policy does not see what the instruction names: the run refused to move."""
+
+    def __init__(self, message: str, score: float, threshold: float) -> None:
+        super().__init__(message)
+        self.score, self.threshold = score, threshold
 
 
 class ControlLoop:
@@ -162,8 +173,26 @@ class ControlLoop:
         if self.link.ready:  # (not if the server vanished meanwhile: the ticks hold)
             self._ask(deadline_s=wait)
             self._wait_for(lambda: not self.link.busy("act"), wait)
+            self._check_grounding()
         if self.link.take_loss() or self.schedule.remaining(0) == 0:
             log.warning("bridge: no first chunk; starting to tick anyway (the robot holds)")
+
+    def _check_grounding(self) -> None:
+        """Refuse to move when the policy's first answer says it does not see what the
+        instruction names: its `grounding` below the threshold (the server's calibrated
+        one, or LoopConfig.min_grounding; None and no server threshold: no check)."""
+        threshold = self.config.min_grounding
+        if threshold is None:
+            threshold = (self.link.server_capabilities or {}).get("grounding_threshold")
+        score = self.stats.grounding[-1] if self.stats.grounding else None
+        if threshold is None or score is None or score >= threshold:
+            return
+        self.schedule.clear()
+        raise NotGrounded(
+            f"refused to move: the policy does not find what the instruction names in its "
+            f"camera view (grounding {score:.3f} < threshold {threshold:.3f}). Check that "
+            f"the object is in view and named as in training; to run anyway, lower the "
+            f"threshold (LoopConfig.min_grounding, --min-grounding)", score, threshold)
 
     def _run_tick(self, due: float) -> None:
         c, stats = self.config, self.stats
@@ -287,6 +316,8 @@ class ControlLoop:
             self._on_error({"code": err.code, "message": str(err)})
             return
         stats.chunks += 1
+        if msg.get("grounding") is not None:
+            stats.grounding.append(float(msg["grounding"]))
         # Step k is due at obs_time + k / hz (the server's step_timestamps say so); those
         # before the next tick to run are stale, the rest are checked from the current state.
         first = tick + self._first_offset(msg.get("step_timestamps"), obs_time)

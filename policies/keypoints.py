@@ -36,8 +36,12 @@ class LanguageKeypoints(nn.Module):
     def forward(self, feats: torch.Tensor, lang: torch.Tensor,
                 lang_mask: torch.Tensor) -> torch.Tensor:
         """feats (B, C, h, w); lang (B, L, W) with mask (B, L) -> one token (B, 1, D)."""
-        coords = self.coordinates(feats, lang, lang_mask)  # (B, K, 2)
-        return self.to_token(coords.flatten(1).to(feats.dtype)).unsqueeze(1)
+        return self.tokens(self.heat_maps(feats, lang, lang_mask))
+
+    def tokens(self, heat: torch.Tensor) -> torch.Tensor:
+        """Heat maps (B, K, h, w) -> one token (B, 1, D)."""
+        coords = _expected_xy(heat)  # (B, K, 2)
+        return self.to_token(coords.flatten(1).to(heat.dtype)).unsqueeze(1)
 
     def coordinates(self, feats: torch.Tensor, lang: torch.Tensor,
                     lang_mask: torch.Tensor) -> torch.Tensor:
@@ -96,9 +100,13 @@ class ReferentKeypoints(nn.Module):
     def forward(self, feats: torch.Tensor, lang: torch.Tensor,
                 lang_mask: torch.Tensor) -> torch.Tensor:
         """feats (B, C, h, w); lang (B, L, W) with mask (B, L) -> G tokens (B, G, D)."""
-        coords = self.coordinates(feats, lang, lang_mask)  # (B, K, 2)
+        return self.tokens(self.heat_maps(feats, lang, lang_mask))
+
+    def tokens(self, heat: torch.Tensor) -> torch.Tensor:
+        """Heat maps (B, K, h, w), group-major -> G tokens (B, G, D)."""
+        coords = _expected_xy(heat)  # (B, K, 2)
         b = coords.shape[0]
-        per_group = coords.view(b, self.groups, 2 * self.per_group).to(feats.dtype)
+        per_group = coords.view(b, self.groups, 2 * self.per_group).to(heat.dtype)
         return self.to_token(per_group) + self.group_embed  # (B, G, D)
 
     def attention(self, lang: torch.Tensor, lang_mask: torch.Tensor) -> torch.Tensor:
@@ -124,6 +132,15 @@ class ReferentKeypoints(nn.Module):
         x = shared[:, None] * (1 + gamma[..., None, None]) + beta[..., None, None]
         b, g, c, h, w = x.shape
         return self.heat(x.reshape(b, g * c, h, w))  # (B, K, h, w)
+
+
+def concentration(heat: torch.Tensor) -> torch.Tensor:
+    """How sharply heat maps (B, K, h, w) peak, averaged over the K maps: (B,), 0 for flat
+    maps, log(h * w) for one hot pixel. The grounding score: maps that find what the
+    instruction names peak on it; with nothing to find they stay flatter
+    (benchmarks/grounding_score.py measures how well that separates)."""
+    prob = torch.softmax(heat.flatten(2).float(), dim=-1)  # (B, K, h * w)
+    return torch.log(prob.max(-1).values * prob.shape[-1]).mean(-1)
 
 
 def _expected_xy(heat: torch.Tensor) -> torch.Tensor:

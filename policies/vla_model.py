@@ -63,9 +63,10 @@ class VLAModel(nn.Module):
 
     # -- encoding the observation -------------------------------------------------------------
     def encode_prefix(self, images: dict[str, torch.Tensor], state: torch.Tensor,
-                      lang: torch.Tensor, lang_mask: torch.Tensor):
+                      lang: torch.Tensor, lang_mask: torch.Tensor, heat_out: list | None = None):
         """images: camera -> uint8 (B, H, W, 3); state (B, S); lang (B, L, W_lang); lang_mask
-        (B, L). Returns prefix (B, T_p, D) and its key mask (B, T_p), True = real token."""
+        (B, L). Returns prefix (B, T_p, D) and its key mask (B, T_p), True = real token.
+        `heat_out`, when given, receives each camera's keypoint heat maps (B, K, h, w)."""
         n_lang = min(lang.shape[1], self.cfg.language_max_tokens)
         lang, lang_mask = lang[:, :n_lang], lang_mask[:, :n_lang]
         parts = []
@@ -73,7 +74,10 @@ class VLAModel(nn.Module):
             feats, stem_map = self.vision.features(images[name])  # (B, N, W_vis), (B, C, h, w)
             parts.append(self.vision_proj(feats) + self.camera_embed[i])
             if self.keypoints is not None:  # (B, G, D): where the instruction's objects are
-                parts.append(self.keypoints(stem_map, lang, lang_mask) + self.camera_embed[i])
+                heat = self.keypoints.heat_maps(stem_map, lang, lang_mask)  # (B, K, h, w)
+                parts.append(self.keypoints.tokens(heat) + self.camera_embed[i])
+                if heat_out is not None:
+                    heat_out.append(heat)
         parts.append(self.lang_proj(lang) + self.lang_pos[:, :n_lang])
         state = (state - self.state_mean) / self.state_std
         parts.append(self.state_proj(state).unsqueeze(1))  # (B, 1, D)
@@ -86,10 +90,11 @@ class VLAModel(nn.Module):
         return prefix, mask
 
     # -- training forward ----------------------------------------------------------------------
-    def forward(self, images, state, lang, lang_mask, target_tokens=None) -> torch.Tensor:
+    def forward(self, images, state, lang, lang_mask, target_tokens=None,
+                heat_out: list | None = None) -> torch.Tensor:
         """Logits (B, K * A, n_bins). The autoregressive decoder needs `target_tokens`
         (B, K * A) for teacher forcing."""
-        prefix, prefix_mask = self.encode_prefix(images, state, lang, lang_mask)
+        prefix, prefix_mask = self.encode_prefix(images, state, lang, lang_mask, heat_out)
         b, t_p, _ = prefix.shape
         n = self.n_action_tokens
         if self.cfg.decoder == "parallel":
@@ -129,11 +134,12 @@ class VLAModel(nn.Module):
 
     # -- inference ----------------------------------------------------------------------------
     @torch.no_grad()
-    def generate(self, images, state, lang, lang_mask) -> torch.Tensor:
-        """Greedy action tokens (B, K * A)."""
+    def generate(self, images, state, lang, lang_mask,
+                 heat_out: list | None = None) -> torch.Tensor:
+        """Greedy action tokens (B, K * A); `heat_out` as in `encode_prefix`."""
         if self.cfg.decoder == "parallel":
-            return self.forward(images, state, lang, lang_mask).argmax(-1)
-        prefix, prefix_mask = self.encode_prefix(images, state, lang, lang_mask)
+            return self.forward(images, state, lang, lang_mask, heat_out=heat_out).argmax(-1)
+        prefix, prefix_mask = self.encode_prefix(images, state, lang, lang_mask, heat_out)
         b, t_p, _ = prefix.shape
         caches = self.trunk.new_cache()
         self.trunk(prefix, _attention_mask(prefix_mask, 0, True), caches)

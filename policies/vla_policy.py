@@ -6,6 +6,7 @@ import numpy as np
 import torch
 
 from policies.checkpoint import load_model
+from policies.keypoints import concentration
 from policies.language import LanguageEncoder
 from policies.quantize import check_mode, quantize_int8
 from vla.policy_api import ActionChunk, Policy
@@ -29,6 +30,9 @@ class VLAPolicy(Policy):
         self.cfg = model.cfg
         self.tokenizer, self.contract, self.language = tokenizer, contract, language
         self.device, self.dtype = device, dtype
+        # Below this `grounding`, the named thing is likely not in view: calibrated on held-
+        # out scenes (grounding.json beside the weights; benchmarks/grounding_score.py).
+        self.grounding_threshold: float | None = None
 
     @classmethod
     def from_model(cls, model, tokenizer, contract, language, device) -> VLAPolicy:
@@ -50,7 +54,9 @@ class VLAPolicy(Policy):
         torch_dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16}[dtype]
         cfg = model.cfg
         language = LanguageEncoder(cfg.language_model, cfg.language_max_tokens, dev)
-        return cls(model, info["tokenizer"], info["contract"], language, dev, torch_dtype)
+        policy = cls(model, info["tokenizer"], info["contract"], language, dev, torch_dtype)
+        policy.grounding_threshold = read_grounding_threshold(directory)
+        return policy
 
     def _check(self, obs: dict) -> None:
         for name in self.cfg.cameras:
@@ -76,12 +82,16 @@ class VLAPolicy(Policy):
         state = torch.from_numpy(np.stack([np.asarray(o["state"], np.float32)
                                            for o in observations])).to(self.device)
         lang, lang_mask = self.language.encode([o["instruction"] for o in observations])
+        heat: list[torch.Tensor] = []  # per camera (B, K, h, w), when the model has keypoints
         with torch.autocast(self.device.type, dtype=self.dtype,
                             enabled=self.dtype != torch.float32):
-            tokens = self.model.generate(images, state, lang, lang_mask)  # (B, K * A)
+            tokens = self.model.generate(images, state, lang, lang_mask, heat)  # (B, K * A)
         tokens = tokens.view(len(observations), self.cfg.chunk_length, self.cfg.action_dim)
         actions = np.clip(self.tokenizer.decode(tokens.cpu().numpy()), -1.0, 1.0)
-        return [ActionChunk(a, self.contract.control_hz) for a in actions]
+        grounding = (torch.stack([concentration(h) for h in heat]).mean(0).tolist()
+                     if heat else [None] * len(actions))  # (B,)
+        return [ActionChunk(a, self.contract.control_hz, grounding=g)
+                for a, g in zip(actions, grounding, strict=True)]
 
     def infer(self, observation: dict) -> ActionChunk:
         return self.infer_batch([observation])[0]
@@ -93,3 +103,22 @@ class VLAPolicy(Policy):
                   for name in self.cfg.cameras}
         self.infer({"images": images, "state": np.asarray(self.model.state_mean.cpu()),
                     "instruction": "warm up"})
+
+
+GROUNDING_FILE = "grounding.json"
+
+
+def read_grounding_threshold(directory) -> float | None:
+    """The calibrated threshold in DIR/grounding.json, or None when there is none."""
+    import json
+    from pathlib import Path
+
+    path = Path(directory) / GROUNDING_FILE
+    if not path.is_file():
+        return None
+    record = json.loads(path.read_text())
+    try:
+        return float(record["threshold"])
+    except (KeyError, TypeError, ValueError):
+        raise ValueError(f"{path}: expected {{\"threshold\": number, ...}} as "
+                         f"benchmarks/grounding_score.py --write writes it") from None

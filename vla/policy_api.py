@@ -19,6 +19,10 @@ class ActionChunk:
 
     actions: np.ndarray  # float32 (K, A)
     control_hz: float
+    # How sharply the policy's keypoints find what the instruction names (None: the policy
+    # has no such signal); below the calibrated threshold, the named thing is likely not
+    # in view (policies/keypoints.py `concentration`, benchmarks/grounding_score.py).
+    grounding: float | None = None
 
     def __post_init__(self) -> None:
         self.actions = np.asarray(self.actions, dtype=np.float32)

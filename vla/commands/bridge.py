@@ -6,6 +6,8 @@ import argparse
 
 from vla.errors import UserError
 
+NOT_GROUNDED = 5  # exit status: the policy did not see what the instruction names
+
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
@@ -73,6 +75,10 @@ def add_loop_arguments(p: argparse.ArgumentParser) -> None:
                    help="the server's public .key (CurveZMQ; with --client-key)")
     p.add_argument("--client-key", metavar="FILE",
                    help="this robot's .key_secret (CurveZMQ; from `vla keys`)")
+    p.add_argument("--min-grounding", type=float, metavar="G",
+                   help="refuse to move when the policy's grounding score of the first "
+                        "answer is below G (default: the server's calibrated threshold, if "
+                        "any; --min-grounding=-inf: never refuse)")
     p.add_argument("--adapter", metavar="NAME",
                    help="the server's adapter to use (`vla serve --adapters`; default: "
                         "the base policy)")
@@ -92,7 +98,8 @@ def loop_config(args):
     return LoopConfig(mode=args.mode, deadline_s=args.deadline,
                       heartbeat_s=min(0.2, args.deadline / 2),
                       connect_timeout_s=args.connect_timeout,
-                      jpeg_quality=args.jpeg_quality, curve=curve, adapter=args.adapter)
+                      jpeg_quality=args.jpeg_quality, curve=curve, adapter=args.adapter,
+                      min_grounding=args.min_grounding)
 
 
 def run_sim(args) -> int:
@@ -142,7 +149,7 @@ def run_robot(args) -> int:
     import json
     import logging
 
-    from bridges.client import ControlLoop
+    from bridges.client import ControlLoop, NotGrounded
     from bridges.connection import BridgeError
     from bridges.loading import load_robot
     from bridges.robot import RobotError
@@ -162,6 +169,9 @@ def run_robot(args) -> int:
                 summary = loop.run(steps=args.steps, instruction=args.instruction)
             except KeyboardInterrupt:  # the robot held in run(); leave cleanly
                 summary = loop.stats.summary()
+    except NotGrounded as err:
+        print(str(err))
+        return NOT_GROUNDED
     except (BridgeError, RobotError) as err:
         raise UserError(str(err)) from None
     if args.json:

@@ -27,7 +27,7 @@ PROMPT_SCENE = "sims/Stack-v0"  # `auto` at the prompt: a scene with the most to
 DEFAULT_POLICY = "the shipped default policy"
 QUIT = ("quit", "exit", "q")
 # Exit statuses, one per outcome (also in --help).
-DONE, NOT_DONE, ERROR, NOT_UNDERSTOOD, NOT_IN_SCENE = 0, 1, 2, 3, 4
+DONE, NOT_DONE, ERROR, NOT_UNDERSTOOD, NOT_IN_SCENE, NOT_SEEN = 0, 1, 2, 3, 4, 5
 
 
 def register(subparsers) -> None:
@@ -36,8 +36,9 @@ def register(subparsers) -> None:
         description=__doc__.split("\n\n")[0].replace("`", ""),
         epilog=f"Exit status: {DONE} when the simulator judged the typed command done, "
                f"{NOT_DONE} when not, {ERROR} on errors, {NOT_UNDERSTOOD} when the command "
-               f"matches no task, {NOT_IN_SCENE} when it names something the scene lacks "
-               f"(both before moving). With a prompt: {DONE} unless an error stops it.")
+               f"matches no task, {NOT_IN_SCENE} when it names something the scene lacks, "
+               f"{NOT_SEEN} when the policy's grounding score says it does not see it (all "
+               f"before moving). With a prompt: {DONE} unless an error stops it.")
     # dest "text": "command" is the subcommand's own name (used in error messages).
     p.add_argument("text", metavar="COMMAND", nargs="?",
                    help="what the robot should do (omit for a prompt)")
@@ -151,10 +152,14 @@ def _refuse(args, text: str, command, status: int, reason: str) -> int:
 
 
 def _carry_out(args, loop, robot, command, video: str | None) -> int:
+    from bridges.client import NotGrounded
     from bridges.stats import format_summary
     from sims.sim_robot import run_sim_episode
 
-    result = run_sim_episode(loop, robot, robot.seed, command=command)
+    try:
+        result = run_sim_episode(loop, robot, robot.seed, command=command)
+    except NotGrounded as err:
+        return _refuse(args, command.text, command, NOT_SEEN, str(err))
     path = write_episodes_video(video, [result], robot.spec.control_hz) if video else None
     if args.json:
         print(json.dumps({"command": command.text, "refused": False, "task": command.task,

@@ -354,6 +354,8 @@ class PolicyServer:
             "adapters": list(getattr(self.policy, "adapters", ())),
             "protocol_version": PROTOCOL_VERSION, "versions": list(SUPPORTED_VERSIONS),
             "features": list(FEATURES),
+            # Below it a reply's `grounding` says the named thing is likely not in view.
+            "grounding_threshold": getattr(self.policy, "grounding_threshold", None),
         }
 
     def _require_session(self, key: bytes, msg: dict) -> Session:
@@ -514,4 +516,7 @@ class PolicyServer:
         if not (np.isfinite(hz) and hz > 0):
             raise ValueError(f"control_hz is {hz}; expected > 0")
         steps = step_timestamps(r.timestamp, len(actions), hz)
-        return action_reply(actions, hz, steps, {}, r.request_id)
+        grounding = getattr(chunk, "grounding", None)
+        if grounding is not None and not np.isfinite(grounding):
+            grounding = None  # a score that cannot be read is no score
+        return action_reply(actions, hz, steps, {}, r.request_id, grounding)
