@@ -45,9 +45,9 @@ def test_the_robot_refuses_to_move_below_the_threshold_unless_overridden(strict_
     server = PolicyServer(policy, ServerConfig(bind="tcp://127.0.0.1:*")).start()
     try:
         robot = MockRobot(contract=policy.contract)
-        with robot, ControlLoop(robot, server.endpoint) as loop:
-            with pytest.raises(NotGrounded, match="refused to move") as refused:
-                loop.run(steps=5, instruction="pick up the red block")
+        with robot, ControlLoop(robot, server.endpoint) as loop, \
+                pytest.raises(NotGrounded, match="refused to move") as refused:
+            loop.run(steps=5, instruction="pick up the red block")
         assert refused.value.threshold == 1e9
         assert not [c for c in robot.device.commands if c.kind == "move"]  # nothing moved
         robot = MockRobot(contract=policy.contract)
