@@ -153,13 +153,10 @@ class Keyboard:
     """Teleoperation from a terminal: each tick, the keys pressed since the last one."""
 
     def __init__(self, action_names, read_keys=None) -> None:
-        import numpy as np
-
         self.names = list(action_names)
         if len(self.names) > len(KEY_PAIRS) + ("gripper" in self.names):
             raise UserError(f"--keyboard drives at most {len(KEY_PAIRS)} dimensions; this "
                             f"robot has {len(self.names)}: use --script")
-        self.np = np
         self._read_keys = read_keys  # injected in tests; else the terminal
         self._terminal = None
 
@@ -184,7 +181,9 @@ class Keyboard:
         self.gripper = 1.0  # open
 
     def action(self, obs, step):
-        action = self.np.zeros(len(self.names), self.np.float32)
+        import numpy as np
+
+        action = np.zeros(len(self.names), np.float32)
         pairs = iter(KEY_PAIRS)
         keys = self._read_keys()
         if ESCAPE in keys:
