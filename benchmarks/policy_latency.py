@@ -25,9 +25,9 @@ def build_policy(args, decoder: str):
     from policies.checkpoint import save_pretrained
     from policies.config import model_config
     from policies.language import LanguageEncoder
+    from policies.tokenizer import ActionTokenizer
     from policies.vla_model import VLAModel
     from policies.vla_policy import VLAPolicy
-    from vla.tokenizer import ActionTokenizer
 
     if args.checkpoint:
         return VLAPolicy.from_pretrained(args.checkpoint, device=args.device, dtype=args.dtype)

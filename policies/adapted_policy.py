@@ -30,11 +30,11 @@ from policies.adapters import (
     load_adapter,
     read_adapter,
 )
+from policies.api import AdapterPolicy
 from policies.checkpoint import load_model, read_checkpoint
 from policies.language import LanguageEncoder
 from policies.quantize import check_mode, quantize_int8
 from policies.vla_policy import VLAPolicy, pick_device
-from vla.policy_api import AdapterPolicy
 
 log = logging.getLogger("vla.adapters")
 _NOTHING = object()  # no adapter state set on the model yet (None means the base)

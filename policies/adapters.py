@@ -34,7 +34,7 @@ from torch import nn
 
 from bridges.contract import ActionContract
 from policies.checkpoint import CONTRACT, WEIGHTS, read_checkpoint, swap_into_place
-from vla.tokenizer import ActionTokenizer
+from policies.tokenizer import ActionTokenizer
 
 FORMAT, VERSION = "vla-adapter", 1
 ADAPTER_CONFIG, ADAPTER_WEIGHTS = "adapter_config.json", "adapter_model.safetensors"

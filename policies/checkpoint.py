@@ -5,7 +5,7 @@
                             null, "language_width": int}
     model.safetensors      trainable weights (the frozen language encoder is not stored:
                             it is reloaded from `model.language_model`)
-    action_tokenizer.json  bins of the action tokenizer (vla/tokenizer.py)
+    action_tokenizer.json  bins of the action tokenizer (policies/tokenizer.py)
     action_contract.json   robot, action/state layout, units, rate, cameras, chunk,
                             normalisation statistics, and a hash of all of it
 
@@ -25,8 +25,8 @@ from pathlib import Path
 
 from bridges.contract import ActionContract
 from policies.config import ModelConfig
-from vla.config import from_dict
-from vla.tokenizer import ActionTokenizer
+from policies.dataclass_io import from_dict
+from policies.tokenizer import ActionTokenizer
 
 FORMAT, VERSION = "vla-policy", 1
 CONFIG, WEIGHTS, CONTRACT = "config.json", "model.safetensors", "action_contract.json"

@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from policies.api import ActionChunk, Policy
 from policies.checkpoint import load_model
 from policies.keypoints import concentration
 from policies.language import LanguageEncoder
 from policies.quantize import check_mode, quantize_int8
-from vla.policy_api import ActionChunk, Policy
 
 
 def pick_device(device: str = "auto", quantize: str | None = None) -> torch.device:

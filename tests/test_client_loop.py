@@ -243,7 +243,7 @@ def test_heartbeats_flow_while_no_action_is_asked_for(hold_server):
 
 
 def test_a_policy_that_keeps_failing_stops_the_run_with_the_servers_reason():
-    from vla.policy_api import ActionChunk, Policy
+    from policies.api import ActionChunk, Policy
 
     class NaNPolicy(Policy):
         contract = PICK
@@ -339,7 +339,7 @@ def start_clock_server(url: str, chunk_length: int, t0: float) -> subprocess.Pop
         "import json, sys, time; from dataclasses import replace\n"
         "import numpy as np\n"
         "from bridges.contract import ActionContract\n"
-        "from vla.policy_api import ActionChunk, Policy\n"
+        "from policies.api import ActionChunk, Policy\n"
         "from vla.serving.server import PolicyServer, ServerConfig\n"
         "contract = replace(ActionContract.from_dict(json.loads(sys.argv[1])), "
         "chunk_length=int(sys.argv[2]))\n"

@@ -168,7 +168,7 @@ def test_other_action_dimensions_rebuild_positions_head_and_state(tiny_checkpoin
 
     from policies.checkpoint import load_model
     from policies.language import LanguageEncoder
-    from vla.tokenizer import ActionTokenizer
+    from policies.tokenizer import ActionTokenizer
     from vla.train import rebuild
 
     model, info = load_model(tiny_checkpoint)

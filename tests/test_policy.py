@@ -15,10 +15,10 @@ from bridges.contract import ActionContract
 from policies.checkpoint import load_model, save_pretrained
 from policies.config import model_config
 from policies.language import LanguageEncoder, resolve_language_model
+from policies.tokenizer import ActionTokenizer
 from policies.vla_model import VLAModel
 from policies.vla_policy import VLAPolicy
 from vla.cli import main
-from vla.tokenizer import ActionTokenizer
 
 NAMES = ("dx", "dy", "dz", "dyaw", "gripper")
 

@@ -18,8 +18,8 @@ from contracts import PANDA_CONTRACT as CONTRACT  # noqa: E402
 from contracts import PANDA_CONTRACT_DICT as CONTRACT_DICT  # noqa: E402
 
 from bridges import protocol as P
+from policies.api import ActionChunk
 from vla.cli import main as vla_main
-from vla.policy_api import ActionChunk
 from vla.serving.client import PolicyClient, sample_observation
 from vla.serving.curve import is_loopback, make_keys
 from vla.serving.policies import HoldPolicy, load_policy

@@ -28,8 +28,8 @@ def run(args) -> int:
 
     import numpy as np
 
+    from policies.tokenizer import FILENAME, ActionTokenizer
     from vla.data.episodes import iter_episodes
-    from vla.tokenizer import FILENAME, ActionTokenizer
 
     root = Path(args.dir)
     is_checkpoint = (root / FILENAME).is_file() or (root / "checkpoint" / FILENAME).is_file()

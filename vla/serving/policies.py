@@ -11,7 +11,7 @@ import difflib
 import numpy as np
 
 from bridges.contract import ActionContract
-from vla.policy_api import ActionChunk, Policy
+from policies.api import ActionChunk, Policy
 
 DEVICES = ("auto", "cpu", "cuda")
 

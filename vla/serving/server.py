@@ -52,7 +52,7 @@ from bridges.protocol import (
     step_timestamps,
     unpack,
 )
-from vla.policy_api import AdapterPolicy, Policy
+from policies.api import AdapterPolicy, Policy
 from vla.serving import curve
 from vla.serving.batcher import Batcher, InferenceTimes, Request
 from vla.serving.peers import Peers, source_fd

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from policies.config import SIZES, ModelConfig
-from vla.config import from_dict
+from policies.dataclass_io import from_dict
 
 
 @dataclass

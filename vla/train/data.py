@@ -9,10 +9,10 @@ import torch
 from torch.utils.data import ConcatDataset, Sampler
 
 from bridges.contract import ActionContract
+from policies.tokenizer import ActionTokenizer
 from vla.data.episodes import iter_episodes
 from vla.data.store import DatasetDir
 from vla.data.torch_dataset import FrameDataset
-from vla.tokenizer import ActionTokenizer
 
 
 def dataset_contract(paths: list[str]) -> ActionContract:

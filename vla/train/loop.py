@@ -30,8 +30,8 @@ from torch.utils.data import DataLoader
 from bridges.contract import ActionContract
 from policies.checkpoint import fault_point, load_model, recover, save_pretrained, swap_into_place
 from policies.language import LanguageEncoder
+from policies.tokenizer import ActionTokenizer
 from policies.vla_model import VLAModel
-from vla.tokenizer import ActionTokenizer
 from vla.train import distributed
 from vla.train.augment import augment_images
 from vla.train.config import TrainConfig

@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from bridges.contract import ActionContract
-from vla.tokenizer import ActionTokenizer
+from policies.tokenizer import ActionTokenizer
 from vla.train.data import dataset_contract, fit_action_tokenizer
 
 
