@@ -220,11 +220,14 @@ def train(cfg: TrainConfig, out: str, resume: bool = False, progress: bool | Non
     if world > 1:  # every replica must hold the same weights: DDP trained one model
         summary["replicas_identical"] = distributed.replicas_identical(model)
     if main:
+        # Written before the final check too: a check that fails must not lose the record
+        # of a finished training run.
+        (run / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
         if step == cfg.steps and cfg.eval_episodes > 0:
             summary["eval"] = _evaluate_during_training(model, tokenizer, contract, language,
                                                         dev, cfg, writer, step,
                                                         report_dir=run / "eval")
-        (run / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
+            (run / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
         writer.close()
     distributed.cleanup()
     return summary
