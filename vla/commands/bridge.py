@@ -77,14 +77,19 @@ def add_loop_arguments(p: argparse.ArgumentParser) -> None:
                    help="this robot's .key_secret (CurveZMQ; from `vla keys`)")
     p.add_argument("--min-grounding", type=float, metavar="G",
                    help="refuse to move when the policy's grounding score of the first "
-                        "answer is below G (default: the server's calibrated threshold, if "
-                        "any; --min-grounding=-inf: never refuse)")
+                        "answer is below G (default: on a robot, the server's calibrated "
+                        "threshold, if any; in the simulator, no check, since the scene says "
+                        "what is there; --min-grounding=-inf: never refuse)")
     p.add_argument("--adapter", metavar="NAME",
                    help="the server's adapter to use (`vla serve --adapters`; default: "
                         "the base policy)")
 
 
-def loop_config(args):
+def loop_config(args, simulated: bool = False):
+    """The loop's settings from the CLI. `simulated`: the scene's own contents already
+    decide what is there (exactly), so the policy's grounding check, which refuses some
+    valid commands, runs only when --min-grounding asks for it; on a real robot
+    (`vla bridge robot`) the server's calibrated threshold applies by default."""
     from bridges.client import LoopConfig
     from bridges.connection import CurveKeys
 
@@ -99,7 +104,8 @@ def loop_config(args):
                       heartbeat_s=min(0.2, args.deadline / 2),
                       connect_timeout_s=args.connect_timeout,
                       jpeg_quality=args.jpeg_quality, curve=curve, adapter=args.adapter,
-                      min_grounding=args.min_grounding)
+                      min_grounding=(float("-inf") if simulated and args.min_grounding is None
+                                     else args.min_grounding))
 
 
 def run_sim(args) -> int:
@@ -117,7 +123,7 @@ def run_sim(args) -> int:
     if args.episodes < 1:
         raise UserError(f"--episodes {args.episodes}: expected at least 1")
     task = resolve_env_id(args.task)
-    config = loop_config(args)
+    config = loop_config(args, simulated=True)
     results = []
     robot = SimRobot(task, seed=args.seed, split=args.split, record=bool(args.video),
                      max_steps=args.max_steps)

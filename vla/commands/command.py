@@ -106,7 +106,7 @@ def _session(args, scene: str, seed: int, split: str, command, max_steps: int) -
     from bridges.robot import RobotError
     from sims.sim_robot import SimRobot
 
-    config = loop_config(args)
+    config = loop_config(args, simulated=True)
     robot = SimRobot(scene, seed=seed, split=split, record=bool(args.video),
                      max_steps=max_steps)
     try:
