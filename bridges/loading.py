@@ -28,17 +28,23 @@ def load_robot(spec: str, arguments: list[str] | None = None) -> Robot:
     return cls(**kwargs)
 
 
-def robot_class(spec: str) -> type[Robot]:
+def import_named(spec: str, what: str, example: str):
+    """(module, attribute or None) for `package.module:Name`; errors say what to write."""
     module_name, colon, name = spec.partition(":")
     if not colon or not module_name or not name:
-        raise ValueError(f"robot {spec!r}: expected package.module:Class, e.g. "
-                         f"bridges.mock_robot:MockRobot")
+        form = "Class" if example.partition(":")[2][:1].isupper() else "function"
+        raise ValueError(f"{what} {spec!r}: expected package.module:{form}, e.g. {example}")
     try:
         module = importlib.import_module(module_name)
     except ImportError as err:
-        raise ValueError(f"robot {spec!r}: cannot import {module_name!r} ({err}); is its "
+        raise ValueError(f"{what} {spec!r}: cannot import {module_name!r} ({err}); is its "
                          f"package installed or on PYTHONPATH?") from None
-    cls = getattr(module, name, None)
+    return module, getattr(module, name, None)
+
+
+def robot_class(spec: str) -> type[Robot]:
+    module, cls = import_named(spec, "robot", "bridges.mock_robot:MockRobot")
+    module_name, _, name = spec.partition(":")
     if cls is None:
         found = sorted(n for n, v in vars(module).items()
                        if inspect.isclass(v) and issubclass(v, Robot) and v is not Robot)

@@ -136,16 +136,12 @@ class _ScriptSource:
 
 
 def _script(spec: str) -> _ScriptSource:
-    import importlib
+    from bridges.loading import import_named
 
-    module_name, _, name = spec.partition(":")
-    try:
-        function = getattr(importlib.import_module(module_name), name)
-    except (ImportError, AttributeError, ValueError) as err:
-        raise UserError(f"--script {spec!r}: cannot load it ({err}); expected "
-                        f"package.module:function") from None
+    module, function = import_named(spec, "--script", "my_robot.controllers:wave")
     if not callable(function):
-        raise UserError(f"--script {spec!r} is not a function")
+        raise UserError(f"--script {spec!r}: {module.__name__} has no function "
+                        f"{spec.partition(':')[2]!r}")
     return _ScriptSource(function)
 
 
