@@ -198,8 +198,7 @@ def _find(referent: Referent, scene: Goal) -> SceneObject:
     if len(found) == 1:
         return found[0]
     if not found:
-        unknown = [] if referent.known == 2 else [
-            w for w in (referent.color, referent.noun) if w and w not in (*COLORS, *NOUNS)]
+        unknown = _unknown(referent.color, referent.noun)
         why = f" (I do not know the word {unknown[0]!r})" if unknown else ""
         raise NotInScene(f"there is no {referent} here{why}. {contents(scene)}")
     names = ", ".join(f"the {o.color} {o.shape}" for o in found)
@@ -228,6 +227,11 @@ def unknown_words(command: Command) -> list[str]:
     words = [command.obj.color, command.obj.noun, command.zone]
     if command.other is not None:
         words += [command.other.color, command.other.noun]
+    return _unknown(*words)
+
+
+def _unknown(*words: str | None) -> list[str]:
+    """The given words (None skipped) that are neither a colour nor a noun we know."""
     return [w for w in words if w and w not in (*COLORS, *NOUNS)]
 
 
