@@ -17,6 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from policies.config import ModelConfig
+
 
 class LanguageKeypoints(nn.Module):
     def __init__(self, channels: int, language_width: int, n_keypoints: int,
@@ -132,6 +134,16 @@ class ReferentKeypoints(nn.Module):
         x = shared[:, None] * (1 + gamma[..., None, None]) + beta[..., None, None]
         b, g, c, h, w = x.shape
         return self.heat(x.reshape(b, g * c, h, w))  # (B, K, h, w)
+
+
+def build_keypoints(cfg: ModelConfig, language_width: int) -> nn.Module | None:
+    """The keypoint module the config asks for: none, one pooled instruction, or groups."""
+    if not cfg.keypoints:
+        return None
+    if cfg.keypoint_groups:
+        return ReferentKeypoints(cfg.stem_channels, language_width, cfg.keypoints,
+                                 cfg.keypoint_groups, cfg.d_model)
+    return LanguageKeypoints(cfg.stem_channels, language_width, cfg.keypoints, cfg.d_model)
 
 
 def concentration(heat: torch.Tensor) -> torch.Tensor:

@@ -94,13 +94,39 @@ class VisionEncoder(nn.Module):
 
     def features(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         """(patch features (B, N, width), conv stem map (B, C, H/4, W/4) or None)."""
-        x = images.permute(0, 3, 1, 2).contiguous(memory_format=INPUT_FORMAT)  # (B, 3, H, W)
-        x = x.to(self.mean.dtype) / 255.0  # in [0, 1]
-        if x.shape[-1] != self.input_size or x.shape[-2] != self.input_size:
-            x = F.interpolate(x, size=(self.input_size, self.input_size), mode="bilinear",
-                              antialias=True, align_corners=False)
-        x = (x - self.mean) / self.std
+        x = normalized_pixels(images, self.input_size, self.mean, self.std)
         stem_map = None
         if self.stem is not None:
             x = stem_map = self.stem(x)  # (B, C, H/4, W/4) with the conv stem
         return self.model(pixel_values=x).last_hidden_state, stem_map
+
+    def stem_map(self, images: torch.Tensor) -> torch.Tensor:
+        """The conv stem's map (B, C, H/4, W/4) alone: what the keypoints read (the
+        grounding loss needs no ViT)."""
+        return self.stem(normalized_pixels(images, self.input_size, self.mean, self.std))
+
+
+class StemEncoder(nn.Module):
+    """The conv stem without the ViT: the vision half of the grounding path that
+    `vla pretrain` trains (its weights load into VisionEncoder.stem by name)."""
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.stem = ConvStem(cfg.stem_channels)
+        self.input_size = cfg.image_size
+        self.register_buffer("mean", torch.full((1, 3, 1, 1), 0.5), persistent=False)
+        self.register_buffer("std", torch.full((1, 3, 1, 1), 0.5), persistent=False)
+
+    def stem_map(self, images: torch.Tensor) -> torch.Tensor:
+        return self.stem(normalized_pixels(images, self.input_size, self.mean, self.std))
+
+
+def normalized_pixels(images: torch.Tensor, size: int, mean: torch.Tensor,
+                      std: torch.Tensor) -> torch.Tensor:
+    """uint8 (B, H, W, 3) -> normalised float (B, 3, size, size)."""
+    x = images.permute(0, 3, 1, 2).contiguous(memory_format=INPUT_FORMAT)  # (B, 3, H, W)
+    x = x.to(mean.dtype) / 255.0  # in [0, 1]
+    if x.shape[-1] != size or x.shape[-2] != size:
+        x = F.interpolate(x, size=(size, size), mode="bilinear", antialias=True,
+                          align_corners=False)
+    return (x - mean) / std

@@ -20,7 +20,7 @@ from torch import nn
 
 from policies.config import ModelConfig
 from policies.hf_trunk import HFCausalTrunk
-from policies.keypoints import LanguageKeypoints, ReferentKeypoints
+from policies.keypoints import build_keypoints
 from policies.transformer import Trunk
 from policies.vision import VisionEncoder
 
@@ -40,7 +40,7 @@ class VLAModel(nn.Module):
         self.vision = VisionEncoder(cfg, backbone_config, pretrained=pretrained_backbone)
         self.vision_proj = nn.Linear(self.vision.width, d)
         self.camera_embed = nn.Parameter(torch.zeros(len(cfg.cameras), 1, d))
-        self.keypoints = _keypoints(cfg, language_width)
+        self.keypoints = build_keypoints(cfg, language_width)
         self.lang_proj = nn.Linear(language_width, d)
         self.lang_pos = nn.Parameter(torch.zeros(1, cfg.language_max_tokens, d))
         self.state_proj = nn.Linear(cfg.state_dim, d)
@@ -153,16 +153,6 @@ class VLAModel(nn.Module):
             token = self.head(h).argmax(-1)  # (B, 1)
             out.append(token)
         return torch.cat(out, dim=1)
-
-
-def _keypoints(cfg: ModelConfig, language_width: int) -> nn.Module | None:
-    """The keypoint module the config asks for: none, one pooled instruction, or groups."""
-    if not cfg.keypoints:
-        return None
-    if cfg.keypoint_groups:
-        return ReferentKeypoints(cfg.stem_channels, language_width, cfg.keypoints,
-                                 cfg.keypoint_groups, cfg.d_model)
-    return LanguageKeypoints(cfg.stem_channels, language_width, cfg.keypoints, cfg.d_model)
 
 
 def _attention_mask(prefix_mask: torch.Tensor, n_actions: int, causal: bool) -> torch.Tensor:

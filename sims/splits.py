@@ -77,3 +77,12 @@ def rules_for(task: str, split: str, rng: np.random.Generator) -> EpisodeRules:
     return EpisodeRules(
         UNSEEN_COLORS, TRAIN_COLORS + UNSEEN_COLORS, shapes, TRAIN_SHAPES + UNSEEN_SHAPES, False
     )
+
+
+def held_out_things(goal) -> list[str]:
+    """The L3 colours and shapes a scene holds (its objects and zones): robot
+    demonstrations must hold none (vla/data/worker.py checks every recorded episode)."""
+    found = [o.color for o in goal.objects if o.color in UNSEEN_COLORS]
+    found += [o.shape for o in goal.objects if o.shape in UNSEEN_SHAPES]
+    found += [z.color for z in goal.zones if z.color in UNSEEN_COLORS]
+    return sorted(set(found))

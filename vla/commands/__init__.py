@@ -4,8 +4,8 @@ A module's `register` adds its parser and sets `func` (called with the parsed ar
 returning an exit code). Heavy imports belong inside `func`, so `vla --help` stays fast.
 """
 
-COMMAND_MODULES = ("envs", "collect", "record", "dataset", "train", "finetune", "dagger",
-                   "eval", "tokenizer", "serve", "keys", "bridge", "command")
+COMMAND_MODULES = ("envs", "collect", "record", "dataset", "pretrain", "train", "finetune",
+                   "dagger", "eval", "tokenizer", "serve", "keys", "bridge", "command")
 
 
 def config_overrides(args) -> list[str]:

@@ -68,6 +68,12 @@ def collect(
     """
     env_id, out = resolve_env_id(env_id), str(out)
     _check_args(episodes, workers, shard, noise, image_size)
+    if split == "L3":
+        from sims.scene import UNSEEN_COLORS, UNSEEN_SHAPES
+
+        raise ValueError(f"split='L3' is held out: its colours ({', '.join(UNSEEN_COLORS)}) "
+                         f"and shape ({', '.join(UNSEEN_SHAPES)}) never appear in robot "
+                         f"demonstrations; collect L1 (or L2, L4) episodes")
     max_failures = 50 + 5 * episodes if max_failures is None else max_failures
     run_args = {"env_id": env_id, "episodes": episodes, "workers": workers, "split": split,
                 "resume": resume, "shard": f"{shard[0]}/{shard[1]}", "noise": noise,

@@ -103,10 +103,12 @@ def run_episode(job: Job) -> Result:
         from vla.dagger.rollout import relabelled_rollout
 
         episode = relabelled_rollout(env, job.driver, job.seed)
+        _check_held_out(env, job)
         write_episode(job.partial, episode)
         return Result(job.seed, True, episode.n_frames, job.partial,
                       time.perf_counter() - start)
     obs, info = env.reset(seed=job.seed)
+    _check_held_out(env, job)
     # The expert's noise stream is seeded by the episode seed too: an episode is a pure
     # function of (env, split, seed, noise).
     expert = make_expert(env, noise=job.noise, seed=job.seed)
@@ -123,3 +125,16 @@ def run_episode(job: Job) -> Result:
         write_episode(job.partial, recorder.episode(env, noise=job.noise, success=True))
     return Result(job.seed, success, len(recorder), job.partial if success else None,
                   time.perf_counter() - start)
+
+
+def _check_held_out(env, job: Job) -> None:
+    """No demonstration may show an L3 colour or shape: they are what split L3 tests
+    (and what `vla pretrain` grounds without demonstrations)."""
+    from sims.splits import held_out_things
+
+    goal = getattr(env.unwrapped, "goal", None)
+    found = held_out_things(goal) if goal is not None else []
+    if found:
+        raise RuntimeError(f"{job.env_id} seed {job.seed} ({job.split}) shows the held-out "
+                           f"{', '.join(found)}: L3 colours and shapes never appear in "
+                           f"robot demonstrations")

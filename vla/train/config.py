@@ -36,6 +36,14 @@ class TrainConfig:
     eval_episodes: int = 5  # per task, split L1, during training
     eval_tasks: list[str] = field(default_factory=list)  # default: the datasets' env ids
     # auto: bf16 autocast on CUDA and on CPUs with native bf16 | bf16 (always) | off
+    # Start the new model's weights from a checkpoint by name: `vla pretrain`'s grounding
+    # checkpoint (stem + keypoints) or a policy. "" = random initialisation.
+    init_from: str = ""
+    # Captioned scenes (`vla pretrain`'s RUN/scenes): keep the grounding loss on beside the
+    # action loss (co-training), so words the demonstrations never show stay grounded.
+    grounding_data: str = ""
+    grounding_weight: float = 0.5
+    grounding_batch: int = 32
     amp: str = "auto"
     threads: int = 0  # torch CPU threads; 0 = torch's default
 
@@ -50,6 +58,10 @@ class TrainConfig:
                              f"quantile")
         if self.amp not in ("auto", "bf16", "off"):
             raise ValueError(f"amp={self.amp!r}; expected auto, bf16 or off")
+        if self.grounding_data and (self.grounding_weight <= 0 or self.grounding_batch < 1):
+            raise ValueError(f"grounding_weight={self.grounding_weight}, grounding_batch="
+                             f"{self.grounding_batch}; expected a positive weight and batch "
+                             f"with grounding_data")
         self.model_config(state_dim=1, action_dim=1)  # fail early on bad model keys
 
     def model_config(self, state_dim: int, action_dim: int) -> ModelConfig:

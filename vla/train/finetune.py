@@ -66,6 +66,9 @@ class FinetuneConfig(TrainConfig):
             raise ValueError(f"lora_rank={self.lora_rank}, lora_alpha={self.lora_alpha}, "
                              f"lora_dropout={self.lora_dropout}; expected rank >= 1, "
                              f"alpha > 0 and 0 <= dropout < 1")
+        if self.init_from:
+            raise ValueError(f"init_from={self.init_from!r} does not apply to fine-tuning: the "
+                             f"weights are the checkpoint's (--checkpoint)")
         if self.lr is not None and self.lr <= 0:
             raise ValueError(f"lr={self.lr}; expected a positive learning rate (or null for "
                              f"the method's default)")

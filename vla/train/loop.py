@@ -81,13 +81,19 @@ def from_scratch(cfg: TrainConfig, resume_dir: Path | None, dev: torch.device) -
         contract = dataclasses.replace(contract, chunk_length=mcfg.chunk_length,
                                        normalization=stats)
     language = LanguageEncoder(mcfg.language_model, mcfg.language_max_tokens, dev)
+    loaded = {}
     if resume_dir is None:
         language_width = language.width
         model = VLAModel(mcfg, language_width)
         model.state_mean.copy_(torch.tensor(contract.normalization["state_mean"]))
         model.state_std.copy_(torch.tensor(contract.normalization["state_std"]))
+        if cfg.init_from:
+            from policies.grounding import init_from
+
+            loaded = init_from(model, cfg.init_from)
     return Start(model, tokenizer, contract, language,
-                 save=lambda d: save_pretrained(d, model, tokenizer, contract, language_width))
+                 save=lambda d: save_pretrained(d, model, tokenizer, contract, language_width),
+                 summary=loaded)
 
 
 def train(cfg: TrainConfig, out: str, resume: bool = False, progress: bool | None = None,
@@ -143,6 +149,7 @@ def train(cfg: TrainConfig, out: str, resume: bool = False, progress: bool | Non
                         # RNG would shift dropout after a resume.
                         generator=torch.Generator().manual_seed(cfg.seed))
     batches = iter(loader)
+    grounding = _grounding_data(cfg, mcfg, world)
     main = rank == 0
     if main:
         run.mkdir(parents=True, exist_ok=True)
@@ -152,6 +159,7 @@ def train(cfg: TrainConfig, out: str, resume: bool = False, progress: bool | Non
     bar = _progress(cfg.steps, step, main, progress)
     a_dim = len(contract.action_names)
     t_start, samples, loss_value = time.perf_counter(), 0, float("nan")
+    grounding_value = float("nan")
 
     def save() -> None:
         """Weights, tokenizer, contract and train state, staged beside the checkpoint and
@@ -184,6 +192,11 @@ def train(cfg: TrainConfig, out: str, resume: bool = False, progress: bool | Non
                                 enabled=amp_dtype is not None):
                 logits = ddp_model(images, batch["state"].to(dev), lang, lang_mask, tokens)
             loss = model.loss(logits, tokens, token_mask, cfg.label_sigma_bins) / cfg.grad_accum
+            if grounding is not None:  # co-training: the keypoints keep finding named things
+                g_loss = _grounding_loss(model, grounding, cfg, language, dev, amp_dtype,
+                                         augment_gen)
+                grounding_value = g_loss.item()
+                loss = loss + cfg.grounding_weight * g_loss / cfg.grad_accum
             loss.backward()
             total += loss.item()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -200,6 +213,8 @@ def train(cfg: TrainConfig, out: str, resume: bool = False, progress: bool | Non
             bar.set_postfix(loss=f"{loss_value:.3f}", samples_s=f"{rate:.0f}")
             if step % cfg.log_every == 0 or step == cfg.steps:
                 writer.add_scalar("train/loss", loss_value, step)
+                if grounding is not None:
+                    writer.add_scalar("train/grounding_loss", grounding_value, step)
                 writer.add_scalar("train/lr", scheduler.get_last_lr()[0], step)
                 writer.add_scalar("train/samples_per_s", rate, step)
         if step % cfg.checkpoint_every == 0 or step == last:
@@ -217,6 +232,8 @@ def train(cfg: TrainConfig, out: str, resume: bool = False, progress: bool | Non
                else "fp32",
                "trainable_parameters": sum(p.numel() for _, p in trainable),
                **begin.summary}
+    if grounding is not None:
+        summary.update(grounding_scenes=len(grounding), final_grounding_loss=grounding_value)
     if world > 1:  # every replica must hold the same weights: DDP trained one model
         summary["replicas_identical"] = distributed.replicas_identical(model)
     if main:
@@ -231,6 +248,34 @@ def train(cfg: TrainConfig, out: str, resume: bool = False, progress: bool | Non
         writer.close()
     distributed.cleanup()
     return summary
+
+
+def _grounding_data(cfg: TrainConfig, mcfg, world: int):
+    """The captioned scenes of `cfg.grounding_data` in memory, or None."""
+    if not cfg.grounding_data:
+        return None
+    from policies.grounding import check_groundable
+    from vla.pretrain.data import GroundingData
+
+    check_groundable(mcfg)
+    if world > 1:
+        raise ValueError("grounding_data (co-training) runs in a single process; leave it "
+                         "out under torchrun")
+    return GroundingData(cfg.grounding_data, mcfg.image_size, mcfg.image_size // 4)
+
+
+def _grounding_loss(model, data, cfg: TrainConfig, language, dev, amp_dtype, gen):
+    """The grounding loss (policies/grounding.py) on a batch of captioned scenes."""
+    from policies.grounding import grounding_heat, grounding_loss
+
+    batch = data.batch(cfg.grounding_batch, gen)
+    images = augment_images(batch["images"], gen, 0, cfg.brightness, cfg.contrast).to(dev)
+    lang, lang_mask = language.encode(batch["instruction"])
+    with torch.autocast(dev.type, dtype=amp_dtype or torch.bfloat16,
+                        enabled=amp_dtype is not None):
+        heat = grounding_heat(model, images, lang, lang_mask)
+    return grounding_loss(heat, batch["targets"].to(dev), batch["absent"].to(dev),
+                          model.cfg.keypoint_groups)
 
 
 def _rate(samples: int, since: float | None) -> float | None:

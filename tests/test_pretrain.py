@@ -1,0 +1,121 @@
+"""Grounding pretraining: captioned scenes, the grounding loss, `vla pretrain`, and a
+policy that starts from it (`init_from`) and keeps it (`grounding_data`)."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from vla.cli import main
+
+TINY = ["size=tiny", "model.keypoint_groups=2"]
+
+
+@pytest.fixture(scope="module")
+def pretrained(tmp_path_factory) -> str:
+    """A tiny grounding run: 250 scenes, 6 steps."""
+    run = tmp_path_factory.mktemp("pretrain") / "run"
+    code = main(["pretrain", "--out", str(run), *TINY, "scenes=250", "val_scenes=250",
+                 "steps=6", "batch_size=8", "checkpoint_every=3", "workers=1"])
+    assert code == 0
+    return str(run)
+
+
+def test_captions_use_training_phrasings_and_name_absent_colours_truly():
+    from sims.captioned import ABSENT, PHRASINGS, SceneMaker
+    from sims.language import TEMPLATES
+    from sims.splits import HELD_OUT_TASK
+
+    held_out = [t for _, held in TEMPLATES.values() for t in held]
+    held_out += list(TEMPLATES[HELD_OUT_TASK][0])
+    pattern = [re.compile("^" + re.escape(t).replace(r"\{obj\}", ".+")
+                          .replace(r"\{target\}", ".+").replace(r"\{loc\}", ".+") + "$")
+               for t in held_out]
+    assert HELD_OUT_TASK not in PHRASINGS
+    maker = SceneMaker(64)
+    rng = np.random.default_rng(0)
+    absent = present = 0
+    try:
+        for _ in range(30):
+            image, seg, captions = maker.make(rng)
+            assert image.shape == (64, 64, 3) and seg.shape == (64, 64)
+            for c in captions:
+                assert not any(p.match(c.text) for p in pattern), c.text
+                for ref in c.referents:
+                    if ref >= 0:  # a slot: visible in the segmentation
+                        assert (seg == ref).sum() >= 4
+                        present += 1
+                    absent += ref == ABSENT
+    finally:
+        maker.close()
+    assert present > 50 and absent > 10
+
+
+def test_grounding_loss_is_zero_when_maps_match_and_flat_when_absent():
+    from policies.grounding import grounding_loss, referent_targets
+
+    seg = torch.full((1, 16, 16), -1, dtype=torch.int8)
+    seg[0, 4:8, 10:14] = 0  # slot 0
+    refs = torch.tensor([[0, -2]])  # referent 1 absent
+    targets, absent = referent_targets(seg, refs, torch.full((1, 2, 2), float("nan")), 8)
+    assert absent.tolist() == [[False, True]]
+    assert targets[0, 0].sum() == pytest.approx(1.0)
+    assert targets[0, 0, 2:4, 5:7].sum() == pytest.approx(1.0)
+    # 2 groups of 2 maps: group 0 is the target's log, group 1 flat -> loss 0.
+    log_t = torch.log(targets[0, 0].clamp(min=1e-9))
+    heat = torch.stack([log_t, log_t, torch.zeros(8, 8), torch.zeros(8, 8)])[None]
+    assert grounding_loss(heat, targets, absent, groups=2).item() == pytest.approx(0, abs=1e-4)
+    peaked = heat.clone()
+    peaked[0, 2, 0, 0] = 10.0  # an absent referent's map that peaks is penalised
+    assert grounding_loss(peaked, targets, absent, groups=2).item() > 0.1
+
+
+def test_vla_pretrain_writes_a_grounding_checkpoint_and_resumes(pretrained, capsys):
+    ckpt = f"{pretrained}/checkpoint"
+    config = json.loads(open(f"{ckpt}/config.json").read())
+    assert config["format"] == "vla-grounding" and config["pretraining"]["scenes"] == 250
+    weights = load_file(f"{ckpt}/model.safetensors")
+    assert weights and all(k.startswith(("vision.stem.", "keypoints.")) for k in weights)
+    summary = json.loads(open(f"{pretrained}/summary.json").read())
+    assert summary["steps"] == 6 and 0 <= summary["validation"]["found"] <= 1
+    assert summary["validation"]["absent_auc"] is not None
+    code = main(["pretrain", "--out", pretrained, *TINY, "scenes=250", "val_scenes=0",
+                 "steps=8", "batch_size=8", "workers=1", "--resume"])
+    assert code == 0
+    assert json.loads(capsys.readouterr().out)["steps"] == 8
+
+
+def test_a_policy_starts_from_pretraining_and_keeps_the_grounding_loss(
+        pretrained, tiny_datasets, tmp_path, capsys):
+    run = tmp_path / "policy"
+    code = main(["train", "--config", "configs/tiny.yaml", "--data", *tiny_datasets,
+                 "--out", str(run), "model.keypoint_groups=2", "steps=2",
+                 "eval_episodes=0", f"init_from={pretrained}",
+                 f"grounding_data={pretrained}/scenes", "grounding_batch=4"])
+    assert code == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["init_format"] == "vla-grounding" and summary["init_tensors"] > 0
+    assert summary["grounding_scenes"] == 250
+    assert np.isfinite(summary["final_grounding_loss"])
+
+
+def test_init_from_a_mismatched_model_names_the_setting(pretrained, tiny_datasets, tmp_path,
+                                                       capsys):
+    code = main(["train", "--config", "configs/tiny.yaml", "--data", *tiny_datasets,
+                 "--out", str(tmp_path / "p"), "model.keypoint_groups=4", "steps=1",
+                 "eval_episodes=0", f"init_from={pretrained}"])
+    assert code == 2
+    assert "keypoint_groups=2" in capsys.readouterr().err
+
+
+def test_collect_refuses_the_held_out_split(tmp_path, capsys):
+    code = main(["collect", "--task", "pick", "--split", "L3", "--episodes", "1",
+                 "--out", str(tmp_path / "d")])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "held out" in err and "orange" in err

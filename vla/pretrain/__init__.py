@@ -1,0 +1,1 @@
+"""`vla pretrain`: the grounding stage (captioned synthetic scenes, no robot actions)."""
