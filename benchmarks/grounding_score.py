@@ -38,12 +38,13 @@ UNKNOWN_THINGS = ("banana", "toy car", "coffee mug", "screwdriver", "tennis ball
 
 
 @torch.no_grad()
-def scores(policy, images: np.ndarray, instructions: list[str]) -> np.ndarray:
+def scores(policy, images: np.ndarray, instructions: list[str], groups: int) -> np.ndarray:
     """(N,) grounding scores of the frames with their instructions."""
     model = policy.model
     lang, mask = policy.language.encode(instructions)
-    _, stem_map = model.vision.features(torch.from_numpy(images).to(policy.device))
-    return concentration(model.keypoints.heat_maps(stem_map, lang, mask)).cpu().numpy()
+    stem_map = model.vision.stem_map(torch.from_numpy(images).to(policy.device))
+    heat = model.keypoints.heat_maps(stem_map, lang, mask)
+    return concentration(heat, groups).cpu().numpy()
 
 
 def scenes(tasks: list[str], n: int, mode: str) -> dict:
@@ -91,6 +92,10 @@ def main() -> None:
     ap.add_argument("--tasks", default="pick,place,stack,push_to,touch")
     ap.add_argument("--scenes", type=int, default=40, help="scenes per task and stream")
     ap.add_argument("--false-refusal", type=float, default=0.05)
+    ap.add_argument("--score", choices=("all_maps", "referents"), default="all_maps",
+                    help="all_maps: mean sharpness of every map; referents: the lower of "
+                         "keypoint groups 0 and 1 (for policies trained with `vla pretrain`'s "
+                         "grounding loss, whose groups 0 and 1 find the named things)")
     ap.add_argument("--write", action="store_true", help="store CHECKPOINT/grounding.json")
     args = ap.parse_args()
 
@@ -99,16 +104,21 @@ def main() -> None:
     policy = load_policy(args.checkpoint, device="cpu")
     if policy.model.keypoints is None:
         raise SystemExit("this policy has no keypoints (model.keypoints = 0)")
+    groups = policy.model.cfg.keypoint_groups if args.score == "referents" else 0
+    if args.score == "referents" and groups < 2:
+        raise SystemExit("--score referents needs referent keypoints (model.keypoint_groups "
+                         ">= 2)")
     tasks = args.tasks.split(",")
     calib = scenes(tasks, args.scenes, "val")
-    threshold = float(np.quantile(scores(policy, calib["images"], calib["valid"]),
+    threshold = float(np.quantile(scores(policy, calib["images"], calib["valid"], groups),
                                   args.false_refusal))
     test = scenes(tasks, args.scenes, "eval")
-    s = {k: scores(policy, test["images"], test[k])
+    s = {k: scores(policy, test["images"], test[k], groups)
          for k in ("valid", "absent_colour", "absent_unknown")}
     result = {
         "benchmark": "grounding_score", "checkpoint": args.checkpoint or "default",
-        "threshold": round(threshold, 4), "false_refusal_target": args.false_refusal,
+        "threshold": round(threshold, 4), "score": args.score,
+        "false_refusal_target": args.false_refusal,
         "calibration": {"stream": "val", "scenes": len(calib["valid"])},
         "test": {"stream": "eval", "scenes": len(test["valid"])},
         "refused_valid": round(float((s["valid"] < threshold).mean()), 3),

@@ -146,13 +146,21 @@ def build_keypoints(cfg: ModelConfig, language_width: int) -> nn.Module | None:
     return LanguageKeypoints(cfg.stem_channels, language_width, cfg.keypoints, cfg.d_model)
 
 
-def concentration(heat: torch.Tensor) -> torch.Tensor:
-    """How sharply heat maps (B, K, h, w) peak, averaged over the K maps: (B,), 0 for flat
-    maps, log(h * w) for one hot pixel. The grounding score: maps that find what the
-    instruction names peak on it; with nothing to find they stay flatter
-    (benchmarks/grounding_score.py measures how well that separates)."""
+def concentration(heat: torch.Tensor, referent_groups: int = 0) -> torch.Tensor:
+    """How sharply heat maps (B, K, h, w) peak: (B,), 0 for flat maps, log(h * w) for one
+    hot pixel. The grounding score: maps that find what the instruction names peak on it;
+    with nothing to find they stay flatter (benchmarks/grounding_score.py measures how
+    well that separates).
+
+    referent_groups=0 averages over all K maps. referent_groups=G (the maps in G groups,
+    the first two trained to find the instruction's two referents, `vla pretrain`) takes
+    the lower of groups 0 and 1: either named thing missing should lower the score."""
     prob = torch.softmax(heat.flatten(2).float(), dim=-1)  # (B, K, h * w)
-    return torch.log(prob.max(-1).values * prob.shape[-1]).mean(-1)
+    peak = torch.log(prob.max(-1).values * prob.shape[-1])  # (B, K)
+    if not referent_groups:
+        return peak.mean(-1)
+    per_group = peak.view(peak.shape[0], referent_groups, -1).mean(-1)  # (B, G)
+    return per_group[:, :2].min(-1).values
 
 
 def _expected_xy(heat: torch.Tensor) -> torch.Tensor:

@@ -33,6 +33,9 @@ class VLAPolicy(Policy):
         # Below this `grounding`, the named thing is likely not in view: calibrated on held-
         # out scenes (grounding.json beside the weights; benchmarks/grounding_score.py).
         self.grounding_threshold: float | None = None
+        # How the score reads the maps (`concentration`): 0 = all maps, G = the referent
+        # groups of a grounding-trained policy; from grounding.json ("score").
+        self.grounding_groups = 0
 
     @classmethod
     def from_model(cls, model, tokenizer, contract, language, device) -> VLAPolicy:
@@ -55,7 +58,8 @@ class VLAPolicy(Policy):
         cfg = model.cfg
         language = LanguageEncoder(cfg.language_model, cfg.language_max_tokens, dev)
         policy = cls(model, info["tokenizer"], info["contract"], language, dev, torch_dtype)
-        policy.grounding_threshold = read_grounding_threshold(directory)
+        policy.grounding_threshold, score = read_grounding(directory)
+        policy.grounding_groups = cfg.keypoint_groups if score == "referents" else 0
         return policy
 
     def _check(self, obs: dict) -> None:
@@ -88,7 +92,8 @@ class VLAPolicy(Policy):
             tokens = self.model.generate(images, state, lang, lang_mask, heat)  # (B, K * A)
         tokens = tokens.view(len(observations), self.cfg.chunk_length, self.cfg.action_dim)
         actions = np.clip(self.tokenizer.decode(tokens.cpu().numpy()), -1.0, 1.0)
-        grounding = (torch.stack([concentration(h) for h in heat]).mean(0).tolist()
+        grounding = (torch.stack([concentration(h, self.grounding_groups)
+                                  for h in heat]).mean(0).tolist()
                      if heat else [None] * len(actions))  # (B,)
         return [ActionChunk(a, self.contract.control_hz, grounding=g)
                 for a, g in zip(actions, grounding, strict=True)]
@@ -108,17 +113,25 @@ class VLAPolicy(Policy):
 GROUNDING_FILE = "grounding.json"
 
 
-def read_grounding_threshold(directory) -> float | None:
-    """The calibrated threshold in DIR/grounding.json, or None when there is none."""
+SCORES = ("all_maps", "referents")
+
+
+def read_grounding(directory) -> tuple[float | None, str]:
+    """The calibrated threshold in DIR/grounding.json (None when there is none) and the
+    score it was calibrated for ("all_maps" unless the file says "referents")."""
     import json
     from pathlib import Path
 
     path = Path(directory) / GROUNDING_FILE
     if not path.is_file():
-        return None
+        return None, "all_maps"
     record = json.loads(path.read_text())
     try:
-        return float(record["threshold"])
+        threshold = float(record["threshold"])
     except (KeyError, TypeError, ValueError):
         raise ValueError(f"{path}: expected {{\"threshold\": number, ...}} as "
                          f"benchmarks/grounding_score.py --write writes it") from None
+    score = record.get("score", "all_maps")
+    if score not in SCORES:
+        raise ValueError(f"{path}: score={score!r}; expected one of {', '.join(SCORES)}")
+    return threshold, score

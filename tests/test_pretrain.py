@@ -119,3 +119,28 @@ def test_collect_refuses_the_held_out_split(tmp_path, capsys):
     assert code == 2
     err = capsys.readouterr().err
     assert "held out" in err and "orange" in err
+
+
+def test_the_referent_score_is_the_lower_of_the_two_named_things():
+    from policies.keypoints import concentration
+
+    heat = torch.zeros(1, 4, 8, 8)  # 2 groups of 2 maps
+    heat[0, 0, 3, 3] = heat[0, 1, 3, 3] = 20.0  # group 0 found its thing; group 1 is flat
+    assert concentration(heat, referent_groups=2).item() == pytest.approx(0.0, abs=1e-3)
+    assert concentration(heat).item() > 1.0  # the mean over all maps hides the absence
+
+
+def test_grounding_json_chooses_the_score(tiny_checkpoint, tmp_path):
+    import shutil
+
+    from policies.vla_policy import VLAPolicy
+
+    ckpt = tmp_path / "ckpt"
+    shutil.copytree(tiny_checkpoint, ckpt)
+    (ckpt / "grounding.json").write_text(json.dumps({"threshold": 1.5, "score": "referents"}))
+    policy = VLAPolicy.from_pretrained(ckpt, device="cpu")
+    assert policy.grounding_threshold == 1.5
+    assert policy.grounding_groups == policy.cfg.keypoint_groups
+    (ckpt / "grounding.json").write_text(json.dumps({"threshold": 1.5, "score": "best"}))
+    with pytest.raises(ValueError, match="score='best'"):
+        VLAPolicy.from_pretrained(ckpt, device="cpu")
