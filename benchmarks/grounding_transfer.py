@@ -71,7 +71,13 @@ def found(model, language, rows: list[dict]) -> np.ndarray:
     lang, mask = language.encode([r["instruction"] for r in rows])
     heat = model.keypoints.heat_maps(model.vision.stem_map(images), lang, mask)
     centre = group_centres(heat, model.cfg.keypoint_groups)  # (B, R, 2)
-    wanted = torch.tensor([[[2 * u / r["size"] - 1, 2 * v / r["size"] - 1]
+    h, w = heat.shape[-2:]
+
+    def frame(pixel: float, size: int, cells: int) -> float:
+        """A pixel coordinate in the maps' frame: cell centres at linspace(-1, 1)."""
+        return (pixel / size * cells - 0.5) * 2 / (cells - 1) - 1
+
+    wanted = torch.tensor([[[frame(u, r["size"], w), frame(v, r["size"], h)]
                             for u, v in r["pixels"]] for r in rows], dtype=torch.float32)
     return ((centre - wanted).norm(dim=-1) < HIT_RADIUS).numpy()
 

@@ -166,7 +166,8 @@ def save_grounding(directory: str | Path, model: GroundingModel, language_width:
 # The model settings a grounding checkpoint fixes: its weights only fit a policy that
 # agrees on them.
 SHARED_FIELDS = ("stem_channels", "keypoints", "keypoint_groups", "language_model",
-                 "vision_stem", "image_size")
+                 "vision_stem", "image_size", "d_model")
+GROUNDING_PATH = ("vision.stem.", "keypoints.")
 
 
 def init_from(model: nn.Module, directory: str | Path) -> dict:
@@ -191,6 +192,8 @@ def init_from(model: nn.Module, directory: str | Path) -> dict:
                              f"model.{name} to match")
     state = load_file(str(path / "model.safetensors"), device="cpu")
     state = {k: v for k, v in state.items() if k not in ("state_mean", "state_std")}
+    if isinstance(model, GroundingModel):  # from a policy: its grounding path only
+        state = {k: v for k, v in state.items() if k.startswith(GROUNDING_PATH)}
     own = model.state_dict()
     unknown = [k for k in state if k not in own]
     wrong = [f"{k} {tuple(v.shape)} vs {tuple(own[k].shape)}" for k, v in state.items()

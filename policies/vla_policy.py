@@ -59,6 +59,9 @@ class VLAPolicy(Policy):
         language = LanguageEncoder(cfg.language_model, cfg.language_max_tokens, dev)
         policy = cls(model, info["tokenizer"], info["contract"], language, dev, torch_dtype)
         policy.grounding_threshold, score = read_grounding(directory)
+        if score == "referents" and cfg.keypoint_groups < 2:
+            raise ValueError(f"{directory}/grounding.json: score='referents' needs referent "
+                             f"keypoints, but model.keypoint_groups={cfg.keypoint_groups}")
         policy.grounding_groups = cfg.keypoint_groups if score == "referents" else 0
         return policy
 

@@ -31,11 +31,18 @@ def color_vocabulary() -> dict[str, tuple[float, float, float]]:
     """Colour name -> RGB in [0, 1]: the XKCD names, then CSS4 names XKCD lacks."""
     lists = json.loads(_COLORS_FILE.read_text())
     merged: dict[str, tuple[float, float, float]] = {}
+    seen: set[str] = set()  # normalised names: "dark grey" and CSS4 "darkgray" are one
     for name, hex_rgb in [*lists["xkcd"].items(), *lists["css4"].items()]:
         plain = all(ch.isalpha() or ch in " '-" for ch in name)
-        if name not in merged and plain and not set(name.split()) & set(_CRUDE):
+        key = _normalised(name)
+        if key not in seen and plain and not set(name.split()) & set(_CRUDE):
+            seen.add(key)
             merged[name] = tuple(int(hex_rgb[i : i + 2], 16) / 255 for i in (1, 3, 5))
     return merged
+
+
+def _normalised(name: str) -> str:
+    return "".join(ch for ch in name.lower() if ch.isalpha()).replace("grey", "gray")
 
 
 @dataclass(frozen=True)

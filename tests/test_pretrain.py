@@ -90,18 +90,36 @@ def test_vla_pretrain_writes_a_grounding_checkpoint_and_resumes(pretrained, caps
     assert json.loads(capsys.readouterr().out)["steps"] == 8
 
 
-def test_a_policy_starts_from_pretraining_and_keeps_the_grounding_loss(
-        pretrained, tiny_datasets, tmp_path, capsys):
-    run = tmp_path / "policy"
-    code = main(["train", "--config", "configs/tiny.yaml", "--data", *tiny_datasets,
-                 "--out", str(run), "model.keypoint_groups=2", "steps=2",
-                 "eval_episodes=0", f"init_from={pretrained}",
-                 f"grounding_data={pretrained}/scenes", "grounding_batch=4"])
-    assert code == 0
-    summary = json.loads(capsys.readouterr().out)
+@pytest.fixture(scope="module")
+def grounded_run(pretrained, tiny_datasets, tmp_path_factory) -> tuple[str, dict]:
+    """A tiny policy started from `pretrained` and co-trained on its scenes (2 steps)."""
+    from vla.config import load_config
+    from vla.train.config import TrainConfig
+    from vla.train.loop import train
+
+    run = tmp_path_factory.mktemp("grounded") / "policy"
+    cfg = load_config(TrainConfig, "configs/tiny.yaml", [
+        f"data={tiny_datasets!r}", "model.keypoint_groups=2", "steps=2", "eval_episodes=0",
+        f"init_from={pretrained!r}", f"grounding_data={pretrained + '/scenes'!r}",
+        "grounding_batch=4"])
+    return str(run), train(cfg, str(run), progress=False)
+
+
+def test_a_policy_starts_from_pretraining_and_keeps_the_grounding_loss(grounded_run):
+    _, summary = grounded_run
     assert summary["init_format"] == "vla-grounding" and summary["init_tensors"] > 0
     assert summary["grounding_scenes"] == 250
-    assert np.isfinite(summary["final_grounding_loss"])
+    assert np.isfinite(summary["final_grounding_loss"]) and np.isfinite(summary["final_loss"])
+
+
+def test_vla_train_takes_init_from_and_grounding_data_on_the_command_line(
+        pretrained, tiny_datasets, tmp_path, capsys):
+    code = main(["train", "--config", "configs/tiny.yaml", "--data", *tiny_datasets,
+                 "--out", str(tmp_path / "p"), "model.keypoint_groups=2", "steps=1",
+                 "eval_episodes=0", f"init_from={pretrained}",
+                 f"grounding_data={pretrained}/scenes", "grounding_batch=2"])
+    assert code == 0
+    assert json.loads(capsys.readouterr().out)["grounding_scenes"] == 250
 
 
 def test_init_from_a_mismatched_model_names_the_setting(pretrained, tiny_datasets, tmp_path,
@@ -130,17 +148,65 @@ def test_the_referent_score_is_the_lower_of_the_two_named_things():
     assert concentration(heat).item() > 1.0  # the mean over all maps hides the absence
 
 
-def test_grounding_json_chooses_the_score(tiny_checkpoint, tmp_path):
+def test_grounding_json_chooses_the_score(grounded_run, tiny_checkpoint, tmp_path):
     import shutil
 
     from policies.vla_policy import VLAPolicy
 
     ckpt = tmp_path / "ckpt"
-    shutil.copytree(tiny_checkpoint, ckpt)
+    shutil.copytree(f"{grounded_run[0]}/checkpoint", ckpt)
     (ckpt / "grounding.json").write_text(json.dumps({"threshold": 1.5, "score": "referents"}))
     policy = VLAPolicy.from_pretrained(ckpt, device="cpu")
-    assert policy.grounding_threshold == 1.5
-    assert policy.grounding_groups == policy.cfg.keypoint_groups
+    assert policy.grounding_threshold == 1.5 and policy.grounding_groups == 2
     (ckpt / "grounding.json").write_text(json.dumps({"threshold": 1.5, "score": "best"}))
     with pytest.raises(ValueError, match="score='best'"):
         VLAPolicy.from_pretrained(ckpt, device="cpu")
+    plain = tmp_path / "plain"  # no referent groups: the referent score cannot apply
+    shutil.copytree(tiny_checkpoint, plain)
+    (plain / "grounding.json").write_text(json.dumps({"threshold": 1.5, "score": "referents"}))
+    with pytest.raises(ValueError, match="keypoint_groups=0"):
+        VLAPolicy.from_pretrained(plain, device="cpu")
+
+
+def test_refusal_benchmark_unknown_things_are_outside_every_vocabulary():
+    import importlib.util
+
+    from sims.language import TEMPLATES
+    from sims.scene import COLORS, SHAPES
+    from sims.vocabulary import GENERIC_NOUNS, SHAPE_KINDS, color_vocabulary
+
+    spec = importlib.util.spec_from_file_location("grounding_score",
+                                                  "benchmarks/grounding_score.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    known = {w for name in color_vocabulary() for w in name.split()}
+    known |= {w for k in SHAPE_KINDS for w in k.words} | set(GENERIC_NOUNS)
+    known |= set(COLORS) | set(SHAPES)
+    known |= {w for train, held in TEMPLATES.values() for t in train + held for w in t.split()}
+    for thing in bench.UNKNOWN_THINGS:
+        assert not set(thing.split()) & known, thing
+
+
+def test_colour_names_are_unique_after_normalising():
+    from sims.vocabulary import color_vocabulary
+
+    names = ["".join(c for c in n if c.isalpha()).replace("grey", "gray")
+             for n in color_vocabulary()]
+    assert len(names) == len(set(names)) > 900
+
+
+def test_finetune_refuses_grounding_data_when_the_grounding_path_is_frozen():
+    from vla.train.finetune import FinetuneConfig
+
+    with pytest.raises(ValueError, match="method='full'"):
+        FinetuneConfig(method="lora", grounding_data="scenes").validate()
+
+
+def test_pretraining_can_start_from_a_policy_grounding_path(grounded_run, pretrained, tmp_path,
+                                                           capsys):
+    code = main(["pretrain", "--out", str(tmp_path / "again"), *TINY, "scenes=250",
+                 "val_scenes=0", "steps=1", "batch_size=4", f"init_from={grounded_run[0]}",
+                 f"scenes_dir={pretrained}/scenes"])
+    assert code == 0
+    config = json.loads((tmp_path / "again" / "checkpoint" / "config.json").read_text())
+    assert config["pretraining"]["init_format"] == "vla-policy"

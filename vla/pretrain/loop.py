@@ -50,9 +50,13 @@ class PretrainConfig:
     threads: int = 0
 
     def validate(self) -> None:
-        for name in ("scenes", "steps", "batch_size", "checkpoint_every", "workers"):
+        for name in ("scenes", "steps", "batch_size", "checkpoint_every", "workers",
+                     "log_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name}={getattr(self, name)}; expected at least 1")
+        if self.lr <= 0 or self.warmup_steps < 0:
+            raise ValueError(f"lr={self.lr}, warmup_steps={self.warmup_steps}; expected a "
+                             f"positive learning rate and warmup_steps >= 0")
         if self.size not in SIZES:
             raise ValueError(f"size={self.size!r}; expected one of {list(SIZES)}")
         if self.val_scenes < 0:
@@ -130,7 +134,7 @@ def pretrain(cfg: PretrainConfig, out: str, resume: bool = False,
     amp = _amp_dtype(cfg.amp, dev)
     groups = mcfg.keypoint_groups
     record = {"scenes": len(data), "captions": int(data.captions.size),
-              "scenes_dir": str(scenes_dir), **made, **loaded}
+              "scenes_dir": str(scenes_dir), "scenes_manifest": made, **loaded}
 
     def save() -> None:
         staging = ckpt.with_name(f".{ckpt.name}.staging-{os.getpid()}")

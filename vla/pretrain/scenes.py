@@ -38,14 +38,21 @@ def generate(out: str, scenes: int, workers: int = 2, seed: int = 0, image_size:
         raise ValueError(f"scenes={scenes} and workers={workers}; expected at least 1 each")
     root = Path(out)
     root.mkdir(parents=True, exist_ok=True)
+    from sims.captioned import GENERATOR
+
     old = read_manifest(root) if (root / MANIFEST).is_file() else None
-    if old and (old["seed"], old["image_size"]) != (seed, image_size):
+    if old and (old["seed"], old["image_size"], old.get("generator", 1)) != (
+            seed, image_size, GENERATOR):
         raise ValueError(f"{str(root)!r} holds scenes of seed={old['seed']}, image_size="
-                         f"{old['image_size']}; asked for seed={seed}, image_size={image_size}"
-                         f" (choose another directory)")
+                         f"{old['image_size']}, generator={old.get('generator', 1)}; asked "
+                         f"for seed={seed}, image_size={image_size}, generator={GENERATOR} "
+                         f"(choose another directory)")
+    if old is None:  # claim the directory first: a killed run's shards keep their seed
+        _write_manifest(root, seed, image_size)
     n_shards = -(-scenes // SHARD)
-    for stale in root.glob(".shard-*.tmp.npz"):  # left by a kill mid-write
-        stale.unlink()
+    for stale in root.glob(".shard-*.tmp-*.npz"):  # left by a kill mid-write
+        if not _alive(int(stale.name.rsplit("-", 1)[1].split(".")[0])):
+            stale.unlink()
     todo = [i for i in range(n_shards) if not shard_path(root, i).is_file()]
     bar = tqdm(total=n_shards * SHARD, initial=(n_shards - len(todo)) * SHARD, unit="scene",
                desc="scenes", disable=progress is False, dynamic_ncols=True)
@@ -56,15 +63,34 @@ def generate(out: str, scenes: int, workers: int = 2, seed: int = 0, image_size:
                 future.result()
                 bar.update(SHARD)
     bar.close()
+    return _write_manifest(root, seed, image_size)
+
+
+def _write_manifest(root: Path, seed: int, image_size: int) -> dict:
     from sims.vocabulary import SHAPE_KINDS, color_vocabulary
 
     shards = sorted(root.glob("shard-*.npz"))
-    manifest = {"format": FORMAT, "version": 1, "seed": seed, "image_size": image_size,
+    from sims.captioned import GENERATOR
+
+    manifest = {"format": FORMAT, "version": 1, "generator": GENERATOR, "seed": seed,
+                "image_size": image_size,
                 "scenes": len(shards) * SHARD, "shards": len(shards),
                 "colors": len(color_vocabulary()),
                 "shape_words": sorted(w for k in SHAPE_KINDS for w in k.words)}
-    (root / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")
+    tmp = root / f".{MANIFEST}.tmp-{os.getpid()}"
+    tmp.write_text(json.dumps(manifest, indent=1) + "\n")
+    os.replace(tmp, root / MANIFEST)
     return manifest
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def read_manifest(root: Path) -> dict:
@@ -98,9 +124,9 @@ def _make_shard(root: str, index: int, seed: int, image_size: int) -> int:
     finally:
         maker.close()
     final = shard_path(Path(root), index)
-    tmp = final.with_name(f".{final.stem}.tmp.npz")
+    tmp = final.with_name(f".{final.stem}.tmp-{os.getpid()}.npz")  # one per writer
     np.savez(tmp, images=np.stack(images), seg=np.stack(segs),
              captions=np.array(texts, dtype=str), referents=np.array(refs, dtype=np.int16),
              pixels=np.array(pixels, dtype=np.float32))
-    os.replace(tmp, final)
+    os.replace(tmp, final)  # two runs sharing the directory write the same shard
     return index

@@ -66,6 +66,10 @@ class FinetuneConfig(TrainConfig):
             raise ValueError(f"lora_rank={self.lora_rank}, lora_alpha={self.lora_alpha}, "
                              f"lora_dropout={self.lora_dropout}; expected rank >= 1, "
                              f"alpha > 0 and 0 <= dropout < 1")
+        if self.grounding_data and self.method != "full":
+            raise ValueError(f"grounding_data needs method='full': with method="
+                             f"{self.method!r} the stem and keypoints are frozen and the "
+                             f"grounding loss would train nothing")
         if self.init_from:
             raise ValueError(f"init_from={self.init_from!r} does not apply to fine-tuning: the "
                              f"weights are the checkpoint's (--checkpoint)")

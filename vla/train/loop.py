@@ -179,7 +179,7 @@ def train(cfg: TrainConfig, out: str, resume: bool = False, progress: bool | Non
     first_step, t_steady, samples_steady = step, None, 0
     while step < last:
         optimizer.zero_grad(set_to_none=True)
-        total = 0.0
+        total, grounding_total = 0.0, 0.0
         for _ in range(cfg.grad_accum):
             batch = next(batches)
             images = {c: _maybe_augment(x, cfg, augment_gen).to(dev)
@@ -195,16 +195,18 @@ def train(cfg: TrainConfig, out: str, resume: bool = False, progress: bool | Non
             if grounding is not None:  # co-training: the keypoints keep finding named things
                 g_loss = _grounding_loss(model, grounding, cfg, language, dev, amp_dtype,
                                          augment_gen)
-                grounding_value = g_loss.item()
+                grounding_total += g_loss.item() / cfg.grad_accum
+                total += loss.item()  # the action loss alone, comparable across runs
                 loss = loss + cfg.grounding_weight * g_loss / cfg.grad_accum
+            else:
+                total += loss.item()
             loss.backward()
-            total += loss.item()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
         scheduler.step()
         step += 1
         samples += per_step * world
-        loss_value = total
+        loss_value, grounding_value = total, grounding_total
         if step == first_step + STEADY_AFTER:  # compilation and warm-up are behind us
             t_steady, samples_steady = time.perf_counter(), samples
         if main:
@@ -269,7 +271,10 @@ def _grounding_loss(model, data, cfg: TrainConfig, language, dev, amp_dtype, gen
     from policies.grounding import grounding_heat, grounding_loss
 
     batch = data.batch(cfg.grounding_batch, gen)
-    images = augment_images(batch["images"], gen, 0, cfg.brightness, cfg.contrast).to(dev)
+    images = batch["images"]
+    if cfg.augment:  # brightness and contrast only: a shift would move the targets
+        images = augment_images(images, gen, 0, cfg.brightness, cfg.contrast)
+    images = images.to(dev)
     lang, lang_mask = language.encode(batch["instruction"])
     with torch.autocast(dev.type, dtype=amp_dtype or torch.bfloat16,
                         enabled=amp_dtype is not None):
