@@ -40,13 +40,15 @@ default-policy: install
 	for t in $(DEFAULT_TASKS); do \
 		$(BIN)/vla collect --task $$t --episodes 400 --out data/default/$$t --workers 2 || exit 1; \
 	done
+	$(BIN)/vla pretrain --config configs/pretrain.yaml --out runs/pretrain
 	$(BIN)/vla train --config configs/default.yaml --out runs/default
 	$(BIN)/vla dagger --config configs/dagger.yaml --checkpoint runs/default --out runs/dagger
 	rm -rf policies/checkpoints/default && mkdir -p policies/checkpoints/default
 	ckpt=$$($(BIN)/python -c "import json; print(json.load(open('runs/dagger/dagger.json'))['final_checkpoint'])") && \
 	cp $$ckpt/config.json $$ckpt/model.safetensors $$ckpt/action_tokenizer.json \
 	   $$ckpt/action_contract.json policies/checkpoints/default/ && \
-	$(BIN)/python -m vla.recipe runs/default runs/dagger $$ckpt > policies/checkpoints/default/recipe.json
+	$(BIN)/python -m vla.recipe runs/default runs/dagger $$ckpt --pretrain runs/pretrain \
+	   > policies/checkpoints/default/recipe.json
 	$(BIN)/python benchmarks/grounding_score.py --write   # grounding.json: the refusal threshold
 
 clean:

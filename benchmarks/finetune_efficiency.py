@@ -87,6 +87,11 @@ def dataset(root: Path, env_id: str, split: str, n: int, workers: int) -> str:
     return str(out)
 
 
+# "Scratch" means no pretrained weights and no grounding co-training, whatever the
+# scratch config's recipe starts from.
+SCRATCH = ("init_from=''", "grounding_data=''")
+
+
 def quick_base(root: Path, args) -> Path:
     """--quick: a tiny base policy trained on 2 pick demos (no default policy needed)."""
     from vla.config import load_config
@@ -95,7 +100,7 @@ def quick_base(root: Path, args) -> Path:
 
     data = dataset(root, "sims/Pick-v0", "L1", 2, 1)
     cfg = load_config(TrainConfig, args.scratch_config, [f"data=[{data!r}]", "steps=10",
-                                                         "eval_episodes=0"])
+                                                         "eval_episodes=0", *SCRATCH])
     run = root / "runs" / "base"
     if not (run / "checkpoint" / "config.json").is_file():
         train(cfg, str(run), progress=False, device=args.device)
@@ -118,7 +123,7 @@ def train_one(method: str, base: Path, data: str, run: Path, args) -> dict:
               "eval_episodes=0", f"threads={args.threads}", "num_workers=0"]
     if method == "scratch":
         cfg = load_config(TrainConfig, args.scratch_config,
-                          [*common, f"warmup_steps={max(1, args.steps // 10)}"])
+                          [*common, f"warmup_steps={max(1, args.steps // 10)}", *SCRATCH])
         return train(cfg, str(run), resume=resume, progress=False, device=args.device)
     cfg = load_config(FinetuneConfig, None, [*common, f"checkpoint={str(base)!r}",
                                              f"method={method}",

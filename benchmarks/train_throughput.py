@@ -66,7 +66,10 @@ def run_variant(name, cfg_path, data, steps, device, extra, tmp):
     from vla.train.config import TrainConfig
 
     spec = VARIANTS[name]
+    # The model's own training path: no pretrained start (weights do not change the
+    # speed) and no grounding co-training (its cost is reported apart, docs/RESULTS.md).
     cfg = load_config(TrainConfig, cfg_path, [f"data=['{data}']", "eval_episodes=0",
+                                              "init_from=''", "grounding_data=''",
                                               "checkpoint_every=100000", f"steps={steps}",
                                               *spec["overrides"], *extra])
     from policies import vision

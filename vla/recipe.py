@@ -1,7 +1,7 @@
 """Which recipe and device produced a shipped checkpoint (`recipe.json` beside it).
 
     python -m vla.recipe runs/default runs/dagger runs/dagger/round_1/run/checkpoint \
-        > policies/checkpoints/default/recipe.json
+        [--pretrain runs/pretrain] > policies/checkpoints/default/recipe.json
 
 Reads the runs' own records (train_config.yaml, summary.json, dagger.json) and adds the
 machine, so the shipped policy says how it was made without anyone writing it by hand.
@@ -17,7 +17,7 @@ from pathlib import Path
 
 
 def describe(train_run: Path, dagger_run: Path | None = None,
-             shipped: Path | None = None) -> dict:
+             shipped: Path | None = None, pretrain_run: Path | None = None) -> dict:
     import torch
     import yaml
 
@@ -37,18 +37,30 @@ def describe(train_run: Path, dagger_run: Path | None = None,
     if dagger_run is not None:
         dagger = json.loads((dagger_run / "dagger.json").read_text())
         record["dagger"] = {"config": dagger["config"], "rounds": dagger["rounds"]}
+    if pretrain_run is not None:
+        record["pretrain"] = {
+            "config": json.loads((pretrain_run / "pretrain_config.yaml").read_text()),
+            "summary": json.loads((pretrain_run / "summary.json").read_text())}
     if shipped is not None:
         record["shipped_checkpoint"] = str(shipped)
     return record
 
 
 def main(argv: list[str]) -> int:
+    pretrain = None
+    if "--pretrain" in argv:
+        i = argv.index("--pretrain")
+        if i + 1 >= len(argv):
+            print("--pretrain needs the pretraining run directory", file=sys.stderr)
+            return 2
+        pretrain = Path(argv[i + 1])
+        argv = argv[:i] + argv[i + 2:]
     if len(argv) not in (1, 2, 3):
-        print("usage: python -m vla.recipe TRAIN_RUN [DAGGER_RUN [SHIPPED_CHECKPOINT]]",
-              file=sys.stderr)
+        print("usage: python -m vla.recipe TRAIN_RUN [DAGGER_RUN [SHIPPED_CHECKPOINT]] "
+              "[--pretrain PRETRAIN_RUN]", file=sys.stderr)
         return 2
     paths = [Path(a) for a in argv]
-    print(json.dumps(describe(*paths), indent=1))
+    print(json.dumps(describe(*paths, pretrain_run=pretrain), indent=1))
     return 0
 
 
