@@ -38,9 +38,7 @@ def save_pretrained(directory: str | Path, model, tokenizer: ActionTokenizer,
     from safetensors.torch import save_file
 
     final = Path(directory)
-    tmp = final.with_name(f".{final.name}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
+    tmp = staging_dir(final)
     backbone = model.vision.backbone_config() if model.cfg.vision_backbone else None
     trunk = model.trunk.lm_config() if model.cfg.trunk else None
     config = {"format": FORMAT, "version": VERSION, "model": _dataclass_dict(model.cfg),
@@ -55,6 +53,14 @@ def save_pretrained(directory: str | Path, model, tokenizer: ActionTokenizer,
         (tmp / name).write_bytes(blob)
     swap_into_place(tmp, final)
     return final
+
+
+def staging_dir(final: Path) -> Path:
+    """An empty sibling of `final` to write into before `swap_into_place`."""
+    tmp = final.with_name(f".{final.name}.tmp-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    return tmp
 
 
 def swap_into_place(tmp: Path, final: Path) -> None:

@@ -143,17 +143,13 @@ def save_grounding(directory: str | Path, model: GroundingModel, language_width:
                    record: dict) -> Path:
     """config.json + model.safetensors (vision.stem.*, keypoints.*), swapped in atomically."""
     import dataclasses
-    import os
-    import shutil
 
     from safetensors.torch import save_file
 
-    from policies.checkpoint import swap_into_place
+    from policies.checkpoint import staging_dir, swap_into_place
 
     final = Path(directory)
-    tmp = final.with_name(f".{final.name}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
+    tmp = staging_dir(final)
     config = {"format": FORMAT, "version": VERSION, "model": dataclasses.asdict(model.cfg),
               "language_width": language_width, "pretraining": record}
     (tmp / "config.json").write_text(json.dumps(config, indent=1, default=str) + "\n")

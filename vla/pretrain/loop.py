@@ -24,7 +24,6 @@ from pathlib import Path
 import torch
 
 from policies.config import SIZES, ModelConfig
-from policies.dataclass_io import from_dict
 
 
 @dataclass
@@ -66,9 +65,10 @@ class PretrainConfig:
         check_groundable(self.model_config())
 
     def model_config(self) -> ModelConfig:
+        from vla.train.config import build_model_config
+
         # The action and state sizes do not matter here: only the grounding path is built.
-        merged = {**SIZES[self.size], **self.model, "state_dim": 1, "action_dim": 1}
-        return from_dict(ModelConfig, merged, prefix="model.")
+        return build_model_config(self.size, self.model, state_dim=1, action_dim=1)
 
 
 def pretrain(cfg: PretrainConfig, out: str, resume: bool = False,

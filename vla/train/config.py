@@ -65,6 +65,11 @@ class TrainConfig:
         self.model_config(state_dim=1, action_dim=1)  # fail early on bad model keys
 
     def model_config(self, state_dim: int, action_dim: int) -> ModelConfig:
-        merged = {**SIZES[self.size], **self.model, "state_dim": state_dim,
-                  "action_dim": action_dim}
-        return from_dict(ModelConfig, merged, prefix="model.")
+        return build_model_config(self.size, self.model, state_dim, action_dim)
+
+
+def build_model_config(size: str, overrides: dict, state_dim: int,
+                       action_dim: int) -> ModelConfig:
+    """A `size`'s defaults, then `model.*` overrides (errors name the key)."""
+    merged = {**SIZES[size], **overrides, "state_dim": state_dim, "action_dim": action_dim}
+    return from_dict(ModelConfig, merged, prefix="model.")

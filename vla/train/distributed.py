@@ -55,4 +55,8 @@ def replicas_identical(model: torch.nn.Module) -> bool:
 
 def cleanup() -> None:
     if dist.is_initialized():
+        # Every rank past its last collective before the group goes: a rank that tears
+        # gloo down while a peer's work is still in flight can abort at exit (SIGABRT,
+        # "terminate called without an active exception"; seen once under heavy load).
+        dist.barrier()
         dist.destroy_process_group()
