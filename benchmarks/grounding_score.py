@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from policies.grounding import grounding_heat
 from policies.keypoints import concentration
 
 # Things no template produces, and words outside the pretraining vocabulary too
@@ -44,8 +45,7 @@ def scores(policy, images: np.ndarray, instructions: list[str], groups: int) -> 
     """(N,) grounding scores of the frames with their instructions."""
     model = policy.model
     lang, mask = policy.language.encode(instructions)
-    stem_map = model.vision.stem_map(torch.from_numpy(images).to(policy.device))
-    heat = model.keypoints.heat_maps(stem_map, lang, mask)
+    heat = grounding_heat(model, torch.from_numpy(images).to(policy.device), lang, mask)
     return concentration(heat, groups).cpu().numpy()
 
 

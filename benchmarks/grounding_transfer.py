@@ -65,11 +65,11 @@ def frames(task: str, split: str, episodes: int) -> list[dict]:
 @torch.no_grad()
 def found(model, language, rows: list[dict]) -> np.ndarray:
     """(N, 2) whether groups 0 and 1 found referents 0 and 1."""
-    from policies.grounding import HIT_RADIUS, group_centres
+    from policies.grounding import HIT_RADIUS, grounding_heat, group_centres
 
     images = torch.from_numpy(np.stack([r["image"] for r in rows]))
     lang, mask = language.encode([r["instruction"] for r in rows])
-    heat = model.keypoints.heat_maps(model.vision.stem_map(images), lang, mask)
+    heat = grounding_heat(model, images, lang, mask)
     centre = group_centres(heat, model.cfg.keypoint_groups)  # (B, R, 2)
     h, w = heat.shape[-2:]
 

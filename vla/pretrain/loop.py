@@ -74,8 +74,6 @@ class PretrainConfig:
 def pretrain(cfg: PretrainConfig, out: str, resume: bool = False,
              progress: bool | None = None, device: str = "auto",
              scenes_only: bool = False) -> dict:
-    from tqdm import tqdm
-
     from policies.checkpoint import recover, swap_into_place
     from policies.grounding import GroundingModel, grounding_loss, init_from, save_grounding
     from policies.language import LanguageEncoder
@@ -83,7 +81,7 @@ def pretrain(cfg: PretrainConfig, out: str, resume: bool = False,
     from vla.pretrain.scenes import generate
     from vla.train import distributed
     from vla.train.data import lr_lambda
-    from vla.train.loop import _amp_dtype, _tensorboard
+    from vla.train.loop import _amp_dtype, _is_tty, _progress, _tensorboard
     from vla.train.state import load_train_state, save_train_state
 
     cfg.validate()
@@ -98,9 +96,10 @@ def pretrain(cfg: PretrainConfig, out: str, resume: bool = False,
     scenes_dir = Path(cfg.scenes_dir) if cfg.scenes_dir else run / "scenes"
     val_dir = scenes_dir.with_name(f"val_{scenes_dir.name}")
     t0 = time.perf_counter()
-    made = generate(str(scenes_dir), cfg.scenes, cfg.workers, cfg.seed, progress=progress)
+    show = _is_tty() if progress is None else progress  # bars on a terminal only
+    made = generate(str(scenes_dir), cfg.scenes, cfg.workers, cfg.seed, progress=show)
     if cfg.val_scenes:  # another seed: no validation scene is a training scene
-        generate(str(val_dir), cfg.val_scenes, cfg.workers, cfg.seed + 1, progress=progress)
+        generate(str(val_dir), cfg.val_scenes, cfg.workers, cfg.seed + 1, progress=show)
     scene_seconds = time.perf_counter() - t0
     if scenes_only:
         return {"scenes": made["scenes"], "scenes_dir": str(scenes_dir),
@@ -144,8 +143,7 @@ def pretrain(cfg: PretrainConfig, out: str, resume: bool = False,
                          {"config": dataclasses.asdict(cfg)})
         swap_into_place(staging, ckpt)
 
-    bar = tqdm(total=cfg.steps, initial=step, desc="pretrain", unit="step",
-               disable=progress is False, dynamic_ncols=True)
+    bar = _progress(cfg.steps, step, True, progress, desc="pretrain")
     t_train, first = time.perf_counter(), step
     loss_value = float("nan")
     while step < cfg.steps:
@@ -186,7 +184,7 @@ def pretrain(cfg: PretrainConfig, out: str, resume: bool = False,
 def evaluate_grounding(model, language, data, dev, batch_size: int = 128) -> dict:
     """On every caption of `data`: how often each present referent is found, and how
     well the maps' sharpness tells present referents from absent ones (ROC AUC)."""
-    from policies.grounding import grounding_metrics
+    from policies.grounding import grounding_heat, grounding_metrics
 
     was_training = model.training
     model.eval()
@@ -198,8 +196,7 @@ def evaluate_grounding(model, language, data, dev, batch_size: int = 128) -> dic
     for i in range(0, len(scene), batch_size):
         batch = data.select(scene[i : i + batch_size], caption[i : i + batch_size])
         lang, lang_mask = language.encode(batch["instruction"])
-        heat = model.keypoints.heat_maps(model.vision.stem_map(batch["images"].to(dev)),
-                                         lang, lang_mask).cpu()
+        heat = grounding_heat(model, batch["images"].to(dev), lang, lang_mask).cpu()
         m = grounding_metrics(heat, batch["targets"], batch["absent"], groups)
         absent = batch["absent"]
         hits += int(m["hit"].sum())

@@ -365,11 +365,14 @@ def _tensorboard(path: Path):
     return SummaryWriter(str(path))
 
 
-def _progress(total: int, initial: int, main: bool, progress: bool | None):
+def _progress(total: int, initial: int, main: bool, progress: bool | None,
+              desc: str = "train"):
+    """A step bar on rank 0; `progress=None` shows it only on a terminal (a log file
+    would fill with carriage-return updates)."""
     from tqdm import tqdm
 
     disable = (not main) or (progress is False) or (progress is None and not _is_tty())
-    return tqdm(total=total, initial=initial, desc="train", unit="step", disable=disable,
+    return tqdm(total=total, initial=initial, desc=desc, unit="step", disable=disable,
                 dynamic_ncols=True)
 
 
