@@ -13,8 +13,11 @@ or two referents:
                 again when the sentence names one thing
 
 A referent is a segmentation slot (an object), a pixel (a board location), or ABSENT:
-about a quarter of the sentences name a colour that no thing in the scene has, so the
-model learns to say "not here" (flat heat maps) as well as "here".
+about a quarter of the sentences name something the scene lacks, so the model learns to
+say "not here" (flat heat maps) as well as "here". Half of those name a colour no thing
+has ("the ultramarine cube"), half an everyday thing no scene contains
+(sims/vocabulary.py ABSENT_NOUNS: "the cup", "the red cup" beside a red cube), so that
+both the colour and the noun must match.
 """
 
 from __future__ import annotations
@@ -27,11 +30,18 @@ from sims.camera import CameraConfig
 from sims.language import LOCATION_SYNONYMS, TEMPLATES
 from sims.scene import BOARD_HIGH, BOARD_LOCATIONS, BOARD_LOW, TABLE_RGB, build_table
 from sims.splits import HELD_OUT_COMBOS, HELD_OUT_TASK
-from sims.vocabulary import GENERIC_NOUNS, SHAPE_KINDS, ShapeKind, color_vocabulary
+from sims.vocabulary import (
+    ABSENT_NOUNS,
+    GENERIC_NOUNS,
+    SHAPE_KINDS,
+    ShapeKind,
+    color_vocabulary,
+)
 
-GENERATOR = 2  # bump when the same seed would draw other scenes (scenes.json records it)
+GENERATOR = 3  # bump when the same seed would draw other scenes (scenes.json records it)
 CAPTIONS = 4  # sentences per scene
-ABSENT_SHARE = 0.25  # sentences naming a colour the scene lacks
+ABSENT_SHARE = 0.25  # sentences naming something the scene lacks
+ABSENT_THING_SHARE = 0.5  # of those: an absent thing rather than an absent colour
 # Referent codes besides a slot index (>= 0):
 NONE, ABSENT, PIXEL = -1, -2, -3
 ROBOT_SLOT = -2  # segmentation value of the arm (background is -1)
@@ -230,7 +240,7 @@ class SceneMaker:
             missing = -1
         if missing == 0:
             obj, obj_words = ABSENT, self._absent_description(things, rng)
-        if obj != ABSENT and HELD_OUT_COMBOS.get(task) == things[obj].color:
+        if HELD_OUT_COMBOS.get(task) in obj_words.split():
             task = "bare"  # split L2's held-out colour-task pairs stay out of task phrasings
         if task == "bare":
             return Caption(f"the {obj_words}", (obj, obj), nan)
@@ -252,9 +262,8 @@ class SceneMaker:
             target_words = self._describe(things[second], rng)
         if missing == 1:
             second = ABSENT
-            target_words = self._absent_name(things, rng)
-            if task == "stack":
-                target_words += " " + self._noun(None, rng)
+            target_words = (self._absent_description(things, rng) if task == "stack"
+                            else self._absent_name(things, rng))  # "the <colour> zone"
         return Caption(template.format(obj=obj_words, target=target_words), (obj, second), nan)
 
     def _describe(self, thing: Thing, rng: np.random.Generator) -> str:
@@ -273,6 +282,13 @@ class SceneMaker:
         return self._distinct_color(present, rng) or "ultramarine"
 
     def _absent_description(self, things: list[Thing], rng: np.random.Generator) -> str:
+        """An object the scene lacks: a colour no thing has on a known shape word, or a
+        thing no scene contains, bare or in the colour of a thing that is there."""
+        if rng.random() < ABSENT_THING_SHARE:
+            noun = ABSENT_NOUNS[int(rng.integers(len(ABSENT_NOUNS)))]
+            if rng.random() < 0.5:
+                return noun
+            return f"{things[int(rng.integers(len(things)))].color} {noun}"
         solid = [k for k in SHAPE_KINDS if not k.flat]
         kind = solid[int(rng.integers(len(solid)))]
         return f"{self._absent_name(things, rng)} {self._noun(kind, rng)}"

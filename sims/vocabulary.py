@@ -92,3 +92,24 @@ SHAPE_KINDS: tuple[ShapeKind, ...] = (
 )
 # Words for any object, whatever its shape (the task suite says "block", "object", "piece").
 GENERIC_NOUNS = ("object", "piece", "thing", "item", "block")
+
+# Everyday things the scenes never contain, for sentences that name something absent
+# ("pick up the cup"): a model that only learned absent *colours* would still find some
+# object for "the toy car". Chosen as common nouns of a household, a workshop, a street
+# and a farm; none is a word of a colour name, a shape word or the task suite's grammar,
+# and none is one of the refusal benchmark's unknown things (benchmarks/grounding_score.py
+# UNKNOWN_THINGS; tests check both), so that benchmark measures words never trained on.
+ABSENT_NOUNS = (
+    "cup", "mug", "towel", "glass", "bowl", "fork", "knife", "kettle", "pan", "jar",
+    "phone", "laptop", "keyboard", "mouse", "remote", "camera", "headphones", "charger",
+    "book", "notebook", "pencil", "pen", "eraser", "scissors", "stapler", "envelope",
+    "hammer", "wrench", "pliers", "drill", "saw", "nail", "bolt", "tape measure",
+    "shoe", "hat", "glove", "scarf", "shirt", "jacket", "belt", "wallet", "watch",
+    "dog", "cat", "horse", "cow", "sheep", "bird", "rabbit", "giraffe", "lion", "bear",
+    "tractor", "bicycle", "truck", "bus", "train", "boat", "airplane", "helicopter",
+    "chair", "lamp", "pillow", "blanket", "candle", "clock", "vase", "mirror",
+    "ladder", "toothbrush", "backpack", "suitcase", "basket", "bucket", "broom", "sponge",
+    "bench", "flower", "fish", "rock", "tiger", "feather", "cloud", "moon", "star",
+    "pizza", "sandwich", "cookie", "cake", "monkey", "bread", "sofa", "carrot", "potato",
+    "guitar", "drum", "violin", "trumpet", "toaster", "doll", "kite", "balloon", "puzzle",
+)

@@ -26,10 +26,11 @@ def pretrained(tmp_path_factory) -> str:
     return str(run)
 
 
-def test_captions_use_training_phrasings_and_name_absent_colours_truly():
+def test_captions_use_training_phrasings_and_name_absent_things_truly():
     from sims.captioned import ABSENT, PHRASINGS, SceneMaker
     from sims.language import TEMPLATES
-    from sims.splits import HELD_OUT_TASK
+    from sims.splits import HELD_OUT_COMBOS, HELD_OUT_TASK
+    from sims.vocabulary import ABSENT_NOUNS
 
     held_out = [t for _, held in TEMPLATES.values() for t in held]
     held_out += list(TEMPLATES[HELD_OUT_TASK][0])
@@ -37,15 +38,25 @@ def test_captions_use_training_phrasings_and_name_absent_colours_truly():
                           .replace(r"\{target\}", ".+").replace(r"\{loc\}", ".+") + "$")
                for t in held_out]
     assert HELD_OUT_TASK not in PHRASINGS
+    # L2's held-out colour-task pairs never appear in a task phrasing.
+    held_pairs = [re.compile("^" + re.escape(t).replace(r"\{obj\}", rf".*\b{colour}\b.*")
+                             .replace(r"\{target\}", ".+").replace(r"\{loc\}", ".+") + "$")
+                  for task, colour in HELD_OUT_COMBOS.items() if task in PHRASINGS
+                  for t in PHRASINGS[task]]
     maker = SceneMaker(64)
     rng = np.random.default_rng(0)
-    absent = present = 0
+    absent = present = absent_things = 0
     try:
-        for _ in range(30):
+        for _ in range(40):
             image, seg, captions = maker.make(rng)
             assert image.shape == (64, 64, 3) and seg.shape == (64, 64)
             for c in captions:
                 assert not any(p.match(c.text) for p in pattern), c.text
+                assert not any(p.match(c.text) for p in held_pairs), c.text
+                named = [n for n in ABSENT_NOUNS if re.search(rf"\b{n}\b", c.text)]
+                if named:  # an everyday thing no scene contains: some referent is absent
+                    assert ABSENT in c.referents, c.text
+                    absent_things += 1
                 for ref in c.referents:
                     if ref >= 0:  # a slot: visible in the segmentation
                         assert (seg == ref).sum() >= 4
@@ -53,7 +64,7 @@ def test_captions_use_training_phrasings_and_name_absent_colours_truly():
                     absent += ref == ABSENT
     finally:
         maker.close()
-    assert present > 50 and absent > 10
+    assert present > 50 and absent > 10 and absent_things > 3
 
 
 def test_grounding_loss_is_zero_when_maps_match_and_flat_when_absent():
@@ -173,7 +184,7 @@ def test_refusal_benchmark_unknown_things_are_outside_every_vocabulary():
 
     from sims.language import TEMPLATES
     from sims.scene import COLORS, SHAPES
-    from sims.vocabulary import GENERIC_NOUNS, SHAPE_KINDS, color_vocabulary
+    from sims.vocabulary import ABSENT_NOUNS, GENERIC_NOUNS, SHAPE_KINDS, color_vocabulary
 
     spec = importlib.util.spec_from_file_location("grounding_score",
                                                   "benchmarks/grounding_score.py")
@@ -185,6 +196,13 @@ def test_refusal_benchmark_unknown_things_are_outside_every_vocabulary():
     known |= {w for train, held in TEMPLATES.values() for t in train + held for w in t.split()}
     for thing in bench.UNKNOWN_THINGS:
         assert not set(thing.split()) & known, thing
+    # Pretraining's absent things are neither known words nor the benchmark's unknown ones.
+    known |= {w for train, held in TEMPLATES.values() for t in train + held
+              for w in t.replace("{", " ").replace("}", " ").split()}
+    unknown = {w for thing in bench.UNKNOWN_THINGS for w in thing.split()}
+    for noun in ABSENT_NOUNS:
+        assert not set(noun.split()) & (known | unknown), noun
+    assert len(set(ABSENT_NOUNS)) == len(ABSENT_NOUNS)
 
 
 def test_colour_names_are_unique_after_normalising():
