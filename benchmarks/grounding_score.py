@@ -3,20 +3,27 @@
 A real robot has no simulator to ask whether "the blue block" is on the table. The
 signal is in the policy: its language-conditioned keypoint heat maps
 (policies/keypoints.py). When the named thing is in view they peak on it; when it is
-not, they have less to lock on to. The grounding score (`concentration`, what the server
-reports with each reply) is the mean over heat maps of log(peak probability x pixels):
-0 for a flat map, higher when concentrated. Scored on the first frame of an episode.
+not, they have less to lock on to. The grounding score (`grounding_score`, what the
+server reports with each reply) reads the maps one of three ways (`--score`):
+- object: how far keypoint group 0's mean map is from flat (KL divergence in nats), the
+  map `vla pretrain`'s loss trains to cover the named object and to stay flat when it is
+  absent (the default for policies with keypoint groups);
+- all_maps: the mean over every map of log(peak probability x pixels);
+- referents: the lower of groups 0 and 1's mean peak sharpness.
+Scored on the first frame of an episode.
 
-Threshold, KnowNo-style (Ren et al. 2023, "Robots that ask for help"): on the validation
-stream (L1), the `--false-refusal` quantile of the scores of valid commands (each scene's
-own instruction). Measured on the evaluation stream, which calibration never saw:
+Threshold, KnowNo-style (Ren et al. 2023, "Robots that ask for help"), by split
+conformal prediction: on the validation stream (L1), the k-th lowest score of n valid
+commands (each scene's own instruction), k = floor(alpha * (n + 1)) for alpha =
+`--false-refusal`, so that a new valid command falls below it with probability at most
+alpha. Measured on the evaluation stream, which calibration never saw:
 - valid: each scene's own instruction (false refusals);
 - absent, colour: the same words with the target's colour swapped for a training colour
   the scene lacks ("pick up the blue block" with no blue thing);
 - absent, unknown thing: the target's name replaced by something no template produces
-  ("pick up the banana").
+  and no pretraining sentence names ("pick up the toy car").
 
-    python benchmarks/grounding_score.py [--checkpoint DIR] [--scenes 40] [--write]
+    python benchmarks/grounding_score.py [--checkpoint DIR] [--scenes 100] [--write]
 
 `--write` stores the threshold and these figures in CHECKPOINT/grounding.json, where the
 server reads it (hello_reply capabilities.grounding_threshold).
@@ -32,7 +39,7 @@ import numpy as np
 import torch
 
 from policies.grounding import grounding_heat
-from policies.keypoints import concentration
+from policies.keypoints import SCORES, grounding_score
 
 # Things no template produces, and words outside the pretraining vocabulary too
 # (sims/vocabulary.py: "banana" and "coffee" are XKCD colour names; tests check this).
@@ -41,12 +48,20 @@ UNKNOWN_THINGS = ("toy car", "teapot", "screwdriver", "tennis racket", "elephant
 
 
 @torch.no_grad()
-def scores(policy, images: np.ndarray, instructions: list[str], groups: int) -> np.ndarray:
+def scores(policy, images: np.ndarray, instructions: list[str], kind: str) -> np.ndarray:
     """(N,) grounding scores of the frames with their instructions."""
     model = policy.model
     lang, mask = policy.language.encode(instructions)
     heat = grounding_heat(model, torch.from_numpy(images).to(policy.device), lang, mask)
-    return concentration(heat, groups).cpu().numpy()
+    return grounding_score(heat, kind, model.cfg.keypoint_groups).cpu().numpy()
+
+
+def conformal_threshold(valid_scores: np.ndarray, alpha: float) -> float:
+    """The k-th lowest of n calibration scores, k = floor(alpha * (n + 1)): a new valid
+    score falls below it with probability <= alpha (exchangeable scores); -inf when n is
+    too small to promise that."""
+    k = int(np.floor(alpha * (len(valid_scores) + 1)))
+    return float(np.sort(valid_scores)[k - 1]) if k >= 1 else float("-inf")
 
 
 def scenes(tasks: list[str], n: int, mode: str) -> dict:
@@ -57,7 +72,7 @@ def scenes(tasks: list[str], n: int, mode: str) -> dict:
     from sims.scene import TRAIN_COLORS
     from vla.envs import resolve_env_id
 
-    out = {"images": [], "valid": [], "absent_colour": [], "absent_unknown": []}
+    out = {"images": [], "task": [], "valid": [], "absent_colour": [], "absent_unknown": []}
     for task in tasks:
         env = gym.make(resolve_env_id(task), mode=mode)
         for seed in range(n):
@@ -74,6 +89,7 @@ def scenes(tasks: list[str], n: int, mode: str) -> dict:
             colour[i] = missing[seed % len(missing)]
             thing = words[:i] + [UNKNOWN_THINGS[seed % len(UNKNOWN_THINGS)]] + words[i + 2:]
             out["images"].append(obs["images"]["front"])
+            out["task"].append(task)
             out["valid"].append(text)
             out["absent_colour"].append(" ".join(colour))
             out["absent_unknown"].append(" ".join(thing))
@@ -92,12 +108,14 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--checkpoint", default=None, help="default: the shipped policy")
     ap.add_argument("--tasks", default="pick,place,stack,push_to,touch")
-    ap.add_argument("--scenes", type=int, default=40, help="scenes per task and stream")
-    ap.add_argument("--false-refusal", type=float, default=0.05)
-    ap.add_argument("--score", choices=("all_maps", "referents"), default="all_maps",
-                    help="all_maps: mean sharpness of every map; referents: the lower of "
-                         "keypoint groups 0 and 1 (for policies trained with `vla pretrain`'s "
-                         "grounding loss, whose groups 0 and 1 find the named things)")
+    ap.add_argument("--scenes", type=int, default=100,
+                    help="scenes per task and stream (calibration: validation stream; "
+                         "test: evaluation stream)")
+    ap.add_argument("--false-refusal", type=float, default=0.05,
+                    help="alpha: the false-refusal rate the threshold promises at most")
+    ap.add_argument("--score", choices=("auto", *SCORES), default="auto",
+                    help="how the score reads the heat maps (see above); auto: object for "
+                         "policies with keypoint groups, else all_maps")
     ap.add_argument("--write", action="store_true", help="store CHECKPOINT/grounding.json")
     args = ap.parse_args()
 
@@ -106,24 +124,27 @@ def main() -> None:
     policy = load_policy(args.checkpoint, device="cpu")
     if policy.model.keypoints is None:
         raise SystemExit("this policy has no keypoints (model.keypoints = 0)")
-    groups = policy.model.cfg.keypoint_groups if args.score == "referents" else 0
-    if args.score == "referents" and groups < 2:
-        raise SystemExit("--score referents needs referent keypoints (model.keypoint_groups "
-                         ">= 2)")
+    groups = policy.model.cfg.keypoint_groups
+    kind = args.score if args.score != "auto" else ("object" if groups >= 2 else "all_maps")
+    if kind != "all_maps" and groups < 2:
+        raise SystemExit(f"--score {kind} needs referent keypoints (model.keypoint_groups >= 2)")
     tasks = args.tasks.split(",")
     calib = scenes(tasks, args.scenes, "val")
-    threshold = float(np.quantile(scores(policy, calib["images"], calib["valid"], groups),
-                                  args.false_refusal))
+    threshold = conformal_threshold(scores(policy, calib["images"], calib["valid"], kind),
+                                    args.false_refusal)
     test = scenes(tasks, args.scenes, "eval")
-    s = {k: scores(policy, test["images"], test[k], groups)
+    s = {k: scores(policy, test["images"], test[k], kind)
          for k in ("valid", "absent_colour", "absent_unknown")}
+    task_of = np.array(test["task"])
     result = {
         "benchmark": "grounding_score", "checkpoint": args.checkpoint or "default",
-        "threshold": round(threshold, 4), "score": args.score,
+        "threshold": round(threshold, 4), "score": kind, "calibration_rule": "conformal",
         "false_refusal_target": args.false_refusal,
         "calibration": {"stream": "val", "scenes": len(calib["valid"])},
         "test": {"stream": "eval", "scenes": len(test["valid"])},
         "refused_valid": round(float((s["valid"] < threshold).mean()), 3),
+        "refused_valid_by_task": {t: round(float((s["valid"][task_of == t] < threshold).mean()),
+                                           3) for t in tasks},
         "refused_absent_colour": round(float((s["absent_colour"] < threshold).mean()), 3),
         "refused_absent_unknown": round(float((s["absent_unknown"] < threshold).mean()), 3),
         "auc_colour": round(auc(s["valid"], s["absent_colour"]), 3),

@@ -21,7 +21,7 @@ class ActionChunk:
     control_hz: float
     # How sharply the policy's keypoints find what the instruction names (None: the policy
     # has no such signal); below the calibrated threshold, the named thing is likely not
-    # in view (policies/keypoints.py `concentration`, benchmarks/grounding_score.py).
+    # in view (policies/keypoints.py `grounding_score`, benchmarks/grounding_score.py).
     grounding: float | None = None
 
     def __post_init__(self) -> None:

@@ -8,8 +8,9 @@
 `vla pretrain` trains the stem and keypoints this way on captioned synthetic scenes
 (sims/captioned.py), and `vla train` can keep doing it beside the action loss
 (`grounding_data`, co-training), so words the robot demonstrations never show still
-point the policy's keypoints at the right pixels. A flat map is also what the grounding
-score (`concentration`) reads as "not in view".
+point the policy's keypoints at the right pixels. A flat group-0 mean map is also what
+the "object" grounding score (policies/keypoints.py `grounding_score`) reads as "not in
+view".
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from policies.config import ModelConfig
-from policies.keypoints import ReferentKeypoints, build_keypoints
+from policies.keypoints import ReferentKeypoints, build_keypoints, group_focus
 from policies.vision import StemEncoder
 
 FORMAT, VERSION = "vla-grounding", 1
@@ -128,14 +129,11 @@ def grounding_metrics(heat: torch.Tensor, targets: torch.Tensor, absent: torch.T
                       groups: int) -> dict[str, torch.Tensor]:
     """Per referent: `hit` (B, R) whether the group's mean map is centred within
     HIT_RADIUS of the target's centre (present referents); `score` (B, R) the group's
-    concentration (sharpness), which should be high when present and low when absent."""
-    b, k, h, w = heat.shape
+    focus (how far its mean map is from flat, `group_focus`, the "object" grounding score
+    for referent 0), which should be high when present and low when absent."""
     r = targets.shape[1]
     hit = (group_centres(heat, groups) - _centre(targets.float())).norm(dim=-1) < HIT_RADIUS
-    prob = torch.softmax(heat.float().flatten(2), -1).view(b, groups, k // groups, h * w)
-    peak = prob[:, :r].max(-1).values  # (B, R, K/G)
-    score = torch.log(peak * h * w).mean(-1)  # (B, R)
-    return {"hit": hit & ~absent, "score": score}
+    return {"hit": hit & ~absent, "score": group_focus(heat, groups)[:, :r]}
 
 
 # -- checkpoints -------------------------------------------------------------------------------

@@ -13,6 +13,8 @@ for. It reads the conv stem's feature map, so it needs `model.vision_stem: conv`
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -144,6 +146,40 @@ def build_keypoints(cfg: ModelConfig, language_width: int) -> nn.Module | None:
         return ReferentKeypoints(cfg.stem_channels, language_width, cfg.keypoints,
                                  cfg.keypoint_groups, cfg.d_model)
     return LanguageKeypoints(cfg.stem_channels, language_width, cfg.keypoints, cfg.d_model)
+
+
+# How a grounding score reads the heat maps (grounding.json "score"; `grounding_score`).
+SCORES = ("all_maps", "referents", "object")
+
+
+def grounding_score(heat: torch.Tensor, kind: str, groups: int) -> torch.Tensor:
+    """The grounding score (B,) of heat maps (B, K, h, w) in `groups` keypoint groups:
+
+    all_maps   mean peak sharpness of every map (`concentration`);
+    referents  the lower of groups 0 and 1's mean peak sharpness;
+    object     how far group 0's *mean* map is from flat (`group_focus`): the quantity
+               `vla pretrain`'s loss trains (peaked on the named object, flat when it is
+               absent), so it separates best for grounding-trained policies
+               (docs/RESULTS.md, "Refusing what the policy does not see")."""
+    if kind == "object":
+        return group_focus(heat, groups)[:, 0]
+    if kind == "referents":
+        return concentration(heat, groups)
+    if kind == "all_maps":
+        return concentration(heat)
+    raise ValueError(f"score={kind!r}; expected one of {', '.join(SCORES)}")
+
+
+def group_focus(heat: torch.Tensor, groups: int) -> torch.Tensor:
+    """(B, G): KL divergence (nats) of each group's mean keypoint distribution from a flat
+    one, i.e. log(h * w) - entropy: 0 when the group's maps together cover the image
+    evenly, log(h * w) when they all pick one pixel. Single maps may each peak somewhere
+    while their mean stays flat; the mean is what the grounding loss shapes."""
+    b, k, h, w = heat.shape
+    prob = torch.softmax(heat.flatten(2).float(), dim=-1)  # (B, K, h * w)
+    mean = prob.view(b, groups, k // groups, h * w).mean(2)  # (B, G, h * w)
+    entropy = -(mean * torch.log(mean.clamp(min=1e-12))).sum(-1)
+    return math.log(h * w) - entropy
 
 
 def concentration(heat: torch.Tensor, referent_groups: int = 0) -> torch.Tensor:

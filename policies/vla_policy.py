@@ -7,7 +7,7 @@ import torch
 
 from policies.api import ActionChunk, Policy
 from policies.checkpoint import load_model
-from policies.keypoints import concentration
+from policies.keypoints import SCORES, grounding_score
 from policies.language import LanguageEncoder
 from policies.quantize import check_mode, quantize_int8
 
@@ -33,9 +33,9 @@ class VLAPolicy(Policy):
         # Below this `grounding`, the named thing is likely not in view: calibrated on held-
         # out scenes (grounding.json beside the weights; benchmarks/grounding_score.py).
         self.grounding_threshold: float | None = None
-        # How the score reads the maps (`concentration`): 0 = all maps, G = the referent
-        # groups of a grounding-trained policy; from grounding.json ("score").
-        self.grounding_groups = 0
+        # How the score reads the maps (`grounding_score`: all_maps, referents, object);
+        # from grounding.json ("score").
+        self.grounding_kind = "all_maps"
 
     @classmethod
     def from_model(cls, model, tokenizer, contract, language, device) -> VLAPolicy:
@@ -59,10 +59,10 @@ class VLAPolicy(Policy):
         language = LanguageEncoder(cfg.language_model, cfg.language_max_tokens, dev)
         policy = cls(model, info["tokenizer"], info["contract"], language, dev, torch_dtype)
         policy.grounding_threshold, score = read_grounding(directory)
-        if score == "referents" and cfg.keypoint_groups < 2:
-            raise ValueError(f"{directory}/grounding.json: score='referents' needs referent "
+        if score != "all_maps" and cfg.keypoint_groups < 2:
+            raise ValueError(f"{directory}/grounding.json: score={score!r} needs referent "
                              f"keypoints, but model.keypoint_groups={cfg.keypoint_groups}")
-        policy.grounding_groups = cfg.keypoint_groups if score == "referents" else 0
+        policy.grounding_kind = score
         return policy
 
     def _check(self, obs: dict) -> None:
@@ -95,7 +95,8 @@ class VLAPolicy(Policy):
             tokens = self.model.generate(images, state, lang, lang_mask, heat)  # (B, K * A)
         tokens = tokens.view(len(observations), self.cfg.chunk_length, self.cfg.action_dim)
         actions = np.clip(self.tokenizer.decode(tokens.cpu().numpy()), -1.0, 1.0)
-        grounding = (torch.stack([concentration(h, self.grounding_groups)
+        grounding = (torch.stack([grounding_score(h, self.grounding_kind,
+                                                  self.cfg.keypoint_groups)
                                   for h in heat]).mean(0).tolist()
                      if heat else [None] * len(actions))  # (B,)
         return [ActionChunk(a, self.contract.control_hz, grounding=g)
@@ -116,12 +117,10 @@ class VLAPolicy(Policy):
 GROUNDING_FILE = "grounding.json"
 
 
-SCORES = ("all_maps", "referents")
-
-
 def read_grounding(directory) -> tuple[float | None, str]:
     """The calibrated threshold in DIR/grounding.json (None when there is none) and the
-    score it was calibrated for ("all_maps" unless the file says "referents")."""
+    score it was calibrated for (policies/keypoints.py SCORES; "all_maps" unless the file
+    says otherwise)."""
     import json
     from pathlib import Path
 

@@ -36,6 +36,7 @@ def test_replies_carry_the_score_and_hello_the_threshold(strict_checkpoint):
     finally:
         server.stop()
     assert hello["capabilities"]["grounding_threshold"] == 1e9
+    assert hello["capabilities"]["grounding_score"] == "all_maps"  # no "score" in its file
     assert "grounding" in hello["capabilities"]["features"]
     assert isinstance(reply["grounding"], float) and reply["grounding"] >= 0
 

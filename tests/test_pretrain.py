@@ -159,6 +159,39 @@ def test_the_referent_score_is_the_lower_of_the_two_named_things():
     assert concentration(heat).item() > 1.0  # the mean over all maps hides the absence
 
 
+def test_the_object_score_reads_group_0s_mean_map():
+    from policies.keypoints import grounding_score
+
+    same = torch.zeros(1, 16, 8, 8)  # 2 groups of 8 maps; group 0's all peak on one pixel
+    same[0, :8, 3, 3] = 30.0
+    spread = torch.zeros(1, 16, 8, 8)  # each of group 0's maps peaks somewhere else
+    for k in range(8):
+        spread[0, k, k, (3 * k) % 8] = 30.0
+    flat = torch.zeros(1, 16, 8, 8)
+    obj = {name: grounding_score(h, "object", 2).item()
+           for name, h in (("same", same), ("spread", spread), ("flat", flat))}
+    assert obj["same"] == pytest.approx(np.log(64), abs=1e-3)
+    assert obj["spread"] == pytest.approx(np.log(64 / 8), abs=1e-3)
+    assert obj["flat"] == pytest.approx(0.0, abs=1e-4)
+    # Single-map sharpness cannot tell "all on one thing" from "each somewhere else".
+    assert grounding_score(same, "referents", 2).item() == pytest.approx(
+        grounding_score(spread, "referents", 2).item(), abs=1e-3)
+    with pytest.raises(ValueError, match="score='sharpest'"):
+        grounding_score(same, "sharpest", 2)
+
+
+def test_refusal_threshold_is_split_conformal():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("grounding_score",
+                                                  "benchmarks/grounding_score.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    scores = np.random.default_rng(0).permutation(100).astype(float)  # 0..99
+    assert bench.conformal_threshold(scores, 0.05) == 4.0  # k = floor(0.05 * 101) = 5th lowest
+    assert bench.conformal_threshold(scores[:10], 0.05) == float("-inf")  # too few to promise
+
+
 def test_grounding_json_chooses_the_score(grounded_run, tiny_checkpoint, tmp_path):
     import shutil
 
@@ -166,9 +199,16 @@ def test_grounding_json_chooses_the_score(grounded_run, tiny_checkpoint, tmp_pat
 
     ckpt = tmp_path / "ckpt"
     shutil.copytree(f"{grounded_run[0]}/checkpoint", ckpt)
-    (ckpt / "grounding.json").write_text(json.dumps({"threshold": 1.5, "score": "referents"}))
+    (ckpt / "grounding.json").write_text(json.dumps({"threshold": 1.5, "score": "object"}))
     policy = VLAPolicy.from_pretrained(ckpt, device="cpu")
-    assert policy.grounding_threshold == 1.5 and policy.grounding_groups == 2
+    assert policy.grounding_threshold == 1.5 and policy.grounding_kind == "object"
+    contract = policy.contract
+    obs = {"images": {n: np.zeros((*contract.cameras[n], 3), np.uint8)
+                      for n in policy.cfg.cameras},
+           "state": np.zeros(policy.cfg.state_dim, np.float32), "instruction": "lift the cube"}
+    # A KL divergence from a flat map: at least 0, at most log(pixels) of any map.
+    side = policy.cfg.image_size
+    assert 0.0 <= policy.infer(obs).grounding <= np.log(side * side)
     (ckpt / "grounding.json").write_text(json.dumps({"threshold": 1.5, "score": "best"}))
     with pytest.raises(ValueError, match="score='best'"):
         VLAPolicy.from_pretrained(ckpt, device="cpu")

@@ -356,6 +356,8 @@ class PolicyServer:
             "features": list(FEATURES),
             # Below it a reply's `grounding` says the named thing is likely not in view.
             "grounding_threshold": getattr(self.policy, "grounding_threshold", None),
+            # How the policy reads its heat maps into `grounding` (docs/protocol.md).
+            "grounding_score": getattr(self.policy, "grounding_kind", None),
         }
 
     def _require_session(self, key: bytes, msg: dict) -> Session:
