@@ -43,11 +43,15 @@ default-policy: install
 	$(BIN)/vla pretrain --config configs/pretrain.yaml --out runs/pretrain
 	$(BIN)/vla train --config configs/default.yaml --out runs/default
 	$(BIN)/vla dagger --config configs/dagger.yaml --checkpoint runs/default --out runs/dagger
+	dagger=$$($(BIN)/python -c "import json; print(json.load(open('runs/dagger/dagger.json'))['final_checkpoint'])") && \
+	$(BIN)/vla finetune --config configs/polish.yaml --checkpoint $$dagger --out runs/polish_1
+	$(BIN)/vla finetune --config configs/polish.yaml --checkpoint runs/polish_1 --out runs/polish
 	rm -rf policies/checkpoints/default && mkdir -p policies/checkpoints/default
-	ckpt=$$($(BIN)/python -c "import json; print(json.load(open('runs/dagger/dagger.json'))['final_checkpoint'])") && \
-	cp $$ckpt/config.json $$ckpt/model.safetensors $$ckpt/action_tokenizer.json \
-	   $$ckpt/action_contract.json policies/checkpoints/default/ && \
-	$(BIN)/python -m vla.recipe runs/default runs/dagger $$ckpt --pretrain runs/pretrain \
+	cp runs/polish/checkpoint/config.json runs/polish/checkpoint/model.safetensors \
+	   runs/polish/checkpoint/action_tokenizer.json runs/polish/checkpoint/action_contract.json \
+	   policies/checkpoints/default/
+	$(BIN)/python -m vla.recipe runs/default runs/dagger runs/polish/checkpoint \
+	   --pretrain runs/pretrain --polish runs/polish_1 --polish runs/polish \
 	   > policies/checkpoints/default/recipe.json
 	$(BIN)/python benchmarks/grounding_score.py --write   # grounding.json: the refusal threshold
 

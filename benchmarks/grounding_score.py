@@ -24,6 +24,7 @@ alpha. Measured on the evaluation stream, which calibration never saw:
   and no pretraining sentence names ("pick up the toy car").
 
     python benchmarks/grounding_score.py [--checkpoint DIR] [--scenes 100] [--write]
+    python benchmarks/grounding_score.py --test-stream val --score all_maps   # to choose
 
 `--write` stores the threshold and these figures in CHECKPOINT/grounding.json, where the
 server reads it (hello_reply capabilities.grounding_threshold).
@@ -64,7 +65,7 @@ def conformal_threshold(valid_scores: np.ndarray, alpha: float) -> float:
     return float(np.sort(valid_scores)[k - 1]) if k >= 1 else float("-inf")
 
 
-def scenes(tasks: list[str], n: int, mode: str) -> dict:
+def scenes(tasks: list[str], n: int, mode: str, start: int = 0) -> dict:
     """First frames with their own instruction and two absent-object variants."""
     import gymnasium as gym
 
@@ -75,7 +76,7 @@ def scenes(tasks: list[str], n: int, mode: str) -> dict:
     out = {"images": [], "task": [], "valid": [], "absent_colour": [], "absent_unknown": []}
     for task in tasks:
         env = gym.make(resolve_env_id(task), mode=mode)
-        for seed in range(n):
+        for seed in range(start, start + n):
             obs, _ = env.reset(seed=seed)
             goal = env.unwrapped.goal
             text = obs["instruction"]
@@ -116,6 +117,9 @@ def main() -> None:
     ap.add_argument("--score", choices=("auto", *SCORES), default="auto",
                     help="how the score reads the heat maps (see above); auto: object for "
                          "policies with keypoint groups, else all_maps")
+    ap.add_argument("--test-stream", choices=("eval", "val"), default="eval",
+                    help="eval: report (the default); val: choose, e.g. between --score "
+                         "kinds, on validation seeds after the calibration ones")
     ap.add_argument("--write", action="store_true", help="store CHECKPOINT/grounding.json")
     args = ap.parse_args()
 
@@ -132,7 +136,8 @@ def main() -> None:
     calib = scenes(tasks, args.scenes, "val")
     threshold = conformal_threshold(scores(policy, calib["images"], calib["valid"], kind),
                                     args.false_refusal)
-    test = scenes(tasks, args.scenes, "eval")
+    test = scenes(tasks, args.scenes, args.test_stream,
+                  start=args.scenes if args.test_stream == "val" else 0)
     s = {k: scores(policy, test["images"], test[k], kind)
          for k in ("valid", "absent_colour", "absent_unknown")}
     task_of = np.array(test["task"])
@@ -141,7 +146,7 @@ def main() -> None:
         "threshold": round(threshold, 4), "score": kind, "calibration_rule": "conformal",
         "false_refusal_target": args.false_refusal,
         "calibration": {"stream": "val", "scenes": len(calib["valid"])},
-        "test": {"stream": "eval", "scenes": len(test["valid"])},
+        "test": {"stream": args.test_stream, "scenes": len(test["valid"])},
         "refused_valid": round(float((s["valid"] < threshold).mean()), 3),
         "refused_valid_by_task": {t: round(float((s["valid"][task_of == t] < threshold).mean()),
                                            3) for t in tasks},

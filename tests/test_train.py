@@ -138,3 +138,9 @@ def test_final_check_reports_stages_on_the_validation_stream(tiny_datasets, tmp_
     recipe = describe(run, None)  # what `make default-policy` ships beside the weights
     assert recipe["device"] == "cpu" and recipe["train"]["steps"] == 1
     assert recipe["train"]["config"]["eval_episodes"] == 1
+    from vla import recipe as recipe_cli
+
+    capsys.readouterr()  # a polishing fine-tune's run has the same records as a train run
+    assert recipe_cli.main([str(run), "--polish", str(run), "--polish", str(run)]) == 0
+    assert [p["steps"] for p in json.loads(capsys.readouterr().out)["polish"]] == [1, 1]
+    assert recipe_cli.main([str(run), "--polish"]) == 2

@@ -1,9 +1,11 @@
 """Which recipe and device produced a shipped checkpoint (`recipe.json` beside it).
 
-    python -m vla.recipe runs/default runs/dagger runs/dagger/round_1/run/checkpoint \
-        [--pretrain runs/pretrain] > policies/checkpoints/default/recipe.json
+    python -m vla.recipe runs/default runs/dagger runs/polish/checkpoint \
+        [--pretrain runs/pretrain] [--polish runs/polish_1 --polish runs/polish] \
+        > policies/checkpoints/default/recipe.json
 
-Reads the runs' own records (train_config.yaml, summary.json, dagger.json) and adds the
+Reads the runs' own records (train_config.yaml, summary.json, dagger.json, and the
+pretraining and polishing fine-tune runs' when given) and adds the
 machine, so the shipped policy says how it was made without anyone writing it by hand.
 """
 
@@ -17,7 +19,8 @@ from pathlib import Path
 
 
 def describe(train_run: Path, dagger_run: Path | None = None,
-             shipped: Path | None = None, pretrain_run: Path | None = None) -> dict:
+             shipped: Path | None = None, pretrain_run: Path | None = None,
+             polish_runs: list[Path] = ()) -> dict:
     import torch
     import yaml
 
@@ -41,26 +44,35 @@ def describe(train_run: Path, dagger_run: Path | None = None,
         record["pretrain"] = {
             "config": json.loads((pretrain_run / "pretrain_config.yaml").read_text()),
             "summary": json.loads((pretrain_run / "summary.json").read_text())}
+    for run in polish_runs:  # `vla finetune` runs after the DAgger rounds, in order
+        polish = json.loads((run / "summary.json").read_text())
+        record.setdefault("polish", []).append({
+            "config": yaml.safe_load((run / "train_config.yaml").read_text()),
+            "steps": polish["steps"], "seconds": round(polish["seconds"]),
+            "samples_per_s": polish.get("samples_per_s")})
     if shipped is not None:
         record["shipped_checkpoint"] = str(shipped)
     return record
 
 
 def main(argv: list[str]) -> int:
-    pretrain = None
-    if "--pretrain" in argv:
-        i = argv.index("--pretrain")
+    pretrain, polish = None, []
+    while "--pretrain" in argv or "--polish" in argv:
+        i = next(i for i, a in enumerate(argv) if a in ("--pretrain", "--polish"))
         if i + 1 >= len(argv):
-            print("--pretrain needs the pretraining run directory", file=sys.stderr)
+            print(f"{argv[i]} needs a run directory", file=sys.stderr)
             return 2
-        pretrain = Path(argv[i + 1])
+        if argv[i] == "--pretrain":
+            pretrain = Path(argv[i + 1])
+        else:
+            polish.append(Path(argv[i + 1]))
         argv = argv[:i] + argv[i + 2:]
     if len(argv) not in (1, 2, 3):
         print("usage: python -m vla.recipe TRAIN_RUN [DAGGER_RUN [SHIPPED_CHECKPOINT]] "
-              "[--pretrain PRETRAIN_RUN]", file=sys.stderr)
+              "[--pretrain PRETRAIN_RUN] [--polish POLISH_RUN ...]", file=sys.stderr)
         return 2
     paths = [Path(a) for a in argv]
-    print(json.dumps(describe(*paths, pretrain_run=pretrain), indent=1))
+    print(json.dumps(describe(*paths, pretrain_run=pretrain, polish_runs=polish), indent=1))
     return 0
 
 
