@@ -22,14 +22,10 @@ def describe(train_run: Path, dagger_run: Path | None = None,
              shipped: Path | None = None, pretrain_run: Path | None = None,
              polish_runs: list[Path] = ()) -> dict:
     import torch
-    import yaml
 
     summary = json.loads((train_run / "summary.json").read_text())
     record = {
-        "train": {"config": yaml.safe_load((train_run / "train_config.yaml").read_text()),
-                  "steps": summary["steps"], "seconds": round(summary["seconds"]),
-                  "samples_per_s": summary.get("samples_per_s"),
-                  "validation": summary.get("eval")},
+        "train": {**_training_run(train_run), "validation": summary.get("eval")},
         # Runs from before summary.json recorded it: this machine's, as the Makefile runs
         # this right after training.
         "device": summary.get("device", "cuda" if torch.cuda.is_available() else "cpu"),
@@ -44,35 +40,42 @@ def describe(train_run: Path, dagger_run: Path | None = None,
         record["pretrain"] = {
             "config": json.loads((pretrain_run / "pretrain_config.yaml").read_text()),
             "summary": json.loads((pretrain_run / "summary.json").read_text())}
-    for run in polish_runs:  # `vla finetune` runs after the DAgger rounds, in order
-        polish = json.loads((run / "summary.json").read_text())
-        record.setdefault("polish", []).append({
-            "config": yaml.safe_load((run / "train_config.yaml").read_text()),
-            "steps": polish["steps"], "seconds": round(polish["seconds"]),
-            "samples_per_s": polish.get("samples_per_s")})
+    if polish_runs:  # `vla finetune` runs after the DAgger rounds, in order
+        record["polish"] = [_training_run(run) for run in polish_runs]
     if shipped is not None:
         record["shipped_checkpoint"] = str(shipped)
     return record
 
 
+def _training_run(run: Path) -> dict:
+    """What a `vla train` / `vla finetune` run directory says of itself."""
+    import yaml
+
+    summary = json.loads((run / "summary.json").read_text())
+    return {"config": yaml.safe_load((run / "train_config.yaml").read_text()),
+            "steps": summary["steps"], "seconds": round(summary["seconds"]),
+            "samples_per_s": summary.get("samples_per_s")}
+
+
 def main(argv: list[str]) -> int:
-    pretrain, polish = None, []
-    while "--pretrain" in argv or "--polish" in argv:
-        i = next(i for i, a in enumerate(argv) if a in ("--pretrain", "--polish"))
-        if i + 1 >= len(argv):
-            print(f"{argv[i]} needs a run directory", file=sys.stderr)
-            return 2
-        if argv[i] == "--pretrain":
-            pretrain = Path(argv[i + 1])
-        else:
-            polish.append(Path(argv[i + 1]))
-        argv = argv[:i] + argv[i + 2:]
-    if len(argv) not in (1, 2, 3):
-        print("usage: python -m vla.recipe TRAIN_RUN [DAGGER_RUN [SHIPPED_CHECKPOINT]] "
-              "[--pretrain PRETRAIN_RUN] [--polish POLISH_RUN ...]", file=sys.stderr)
+    import argparse
+
+    ap = argparse.ArgumentParser(prog="python -m vla.recipe", description=__doc__.split("\n")[0])
+    ap.add_argument("runs", nargs="+", type=Path,
+                    help="TRAIN_RUN [DAGGER_RUN [SHIPPED_CHECKPOINT]]")
+    ap.add_argument("--pretrain", type=Path, help="the `vla pretrain` run")
+    ap.add_argument("--polish", type=Path, action="append", default=[],
+                    help="a polishing `vla finetune` run (repeat, in order)")
+    try:
+        args = ap.parse_args(argv)
+    except SystemExit as stop:  # bad arguments: argparse has printed why
+        return int(stop.code or 0)
+    if len(args.runs) > 3:
+        ap.print_usage(sys.stderr)
+        print(f"expected at most 3 run paths; got {len(args.runs)}", file=sys.stderr)
         return 2
-    paths = [Path(a) for a in argv]
-    print(json.dumps(describe(*paths, pretrain_run=pretrain, polish_runs=polish), indent=1))
+    print(json.dumps(describe(*args.runs, pretrain_run=args.pretrain,
+                              polish_runs=args.polish), indent=1))
     return 0
 
 
