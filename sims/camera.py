@@ -16,6 +16,20 @@ import pybullet
 
 from sims.scene import TABLE_RGB
 
+# The cameras a tabletop env can render: "front" always, "wrist" (on the hand) on request.
+CAMERA_NAMES = ("front", "wrist")
+
+
+def camera_options(cameras) -> dict:
+    """The `gymnasium.make` keyword arguments that give an env exactly these cameras
+    (names from a policy's contract or a dataset's meta.json)."""
+    names = list(cameras)
+    unknown = [c for c in names if c not in CAMERA_NAMES]
+    if unknown or "front" not in names:
+        raise ValueError(f"cameras {names}; expected 'front' and optionally 'wrist' "
+                         f"(the sims cameras are {', '.join(CAMERA_NAMES)})")
+    return {"wrist_camera": "wrist" in names}
+
 
 @dataclass(frozen=True)
 class CameraConfig:

@@ -20,16 +20,19 @@ import sims  # noqa: F401  (registers the sims/ ids)
 from bridges.contract import ActionContract
 from bridges.robot import Robot, RobotError
 from bridges.safety import SafetyLimits
+from sims.camera import camera_options
 
 
 class SimRobot(Robot):
     def __init__(self, task_id: str = "sims/Pick-v0", seed: int = 0, split: str = "L1",
                  mode: str = "eval", record: bool = False, render_size: int = 256,
-                 instruction: str | None = None, max_steps: int | None = None) -> None:
+                 instruction: str | None = None, max_steps: int | None = None,
+                 cameras: tuple[str, ...] = ("front",)) -> None:
         """`record` keeps an RGB frame (render_size px) per step for a video;
         `instruction` replaces the scene's own in every observation (what the policy reads);
-        `max_steps` overrides the task's episode length."""
-        kwargs = {"split": split, "mode": mode}
+        `max_steps` overrides the task's episode length; `cameras` are the views sent
+        (the policy's contract names them: "front", or "front" and "wrist")."""
+        kwargs = {"split": split, "mode": mode, **camera_options(cameras)}
         if record:
             kwargs.update(render_mode="rgb_array", render_size=render_size)
         if max_steps is not None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from vla.commands.collect import parse_cameras
 from vla.errors import UserError
 
 NOT_GROUNDED = 5  # exit status: the policy did not see what the instruction names
@@ -27,6 +28,9 @@ def register(subparsers) -> None:
     sim.add_argument("--max-steps", type=int, help="end an episode after this many steps "
                                                    "(default: the task's own limit)")
     sim.add_argument("--video", metavar="FILE", help="write every episode to this mp4")
+    sim.add_argument("--cameras", default="front", type=parse_cameras,
+                     help="views the sim robot sends, as the policy's contract names them: "
+                          "front (default) or front,wrist")
     sim.add_argument("--json", action="store_true", help="print one JSON object at the end")
     add_loop_arguments(sim)
     sim.set_defaults(func=run_sim)
@@ -126,7 +130,7 @@ def run_sim(args) -> int:
     config = loop_config(args, simulated=True)
     results = []
     robot = SimRobot(task, seed=args.seed, split=args.split, record=bool(args.video),
-                     max_steps=args.max_steps)
+                     max_steps=args.max_steps, cameras=args.cameras)
     try:
         with robot, ControlLoop(robot, args.connect, config) as loop:
             for i in range(args.episodes):

@@ -23,6 +23,9 @@ def register(subparsers) -> None:
                    help="std of noise on executed motion; labels stay clean (default 0.1)")
     p.add_argument("--seed", type=int, default=0, help="first seed; attempt k uses seed + k")
     p.add_argument("--image-size", type=int, default=128, help="camera images are N x N")
+    p.add_argument("--cameras", default="front", type=parse_cameras,
+                   help="views recorded per frame, comma-separated: front (default) or "
+                        "front,wrist (a camera on the hand, for grasp and release)")
     p.set_defaults(func=run)
 
 
@@ -38,13 +41,26 @@ def parse_shard(text: str) -> tuple[int, int]:
     return i, n
 
 
+def parse_cameras(text: str) -> tuple[str, ...]:
+    import argparse
+
+    from sims.camera import camera_options
+
+    names = tuple(part.strip() for part in text.split(",") if part.strip())
+    try:
+        camera_options(names)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+    return names
+
+
 def run(args) -> int:
     from vla.data.collect import DEFAULT_NOISE, collect
 
     noise = DEFAULT_NOISE if args.noise is None else args.noise
     summary = collect(args.task, args.episodes, args.out, workers=args.workers,
                       split=args.split, resume=args.resume, shard=args.shard, noise=noise,
-                      seed=args.seed, image_size=args.image_size)
+                      seed=args.seed, image_size=args.image_size, cameras=args.cameras)
     print(
         f"{summary['env_id']} {summary['split']}: {summary['new']} new episodes in "
         f"{summary['seconds']:.1f} s ({summary['episodes_per_min']:.0f}/min), "

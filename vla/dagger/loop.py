@@ -80,7 +80,7 @@ def dagger(cfg: DaggerConfig, out: str, resume: bool = False, progress: bool | N
     record = (json.loads(record_path.read_text()) if record_path.exists()
               else {"config": dataclasses.asdict(cfg), "rounds": []})
     env_ids = cfg.tasks or dataset_env_ids(cfg.data)
-    image_size = _image_size(cfg.data[0])
+    image_size, cameras = _frame_layout(cfg.data[0])
     current = resolve_checkpoint(cfg.checkpoint or None)
     data = list(cfg.data)
     for r in range(1, cfg.rounds + 1):
@@ -92,7 +92,7 @@ def dagger(cfg: DaggerConfig, out: str, resume: bool = False, progress: bool | N
         for env_id in env_ids:
             collect(env_id, cfg.episodes, str(rdir / "data"), workers=cfg.workers,
                     resume=True, noise=0.0, seed=r * ROLLOUT_SEED, image_size=image_size,
-                    progress=progress, driver=driver)
+                    progress=progress, driver=driver, cameras=cameras)
         data.append(str(rdir / "data"))
         rollouts = _rollout_success(DatasetDir.open(rdir / "data"))
         run = rdir / "run"
@@ -143,7 +143,8 @@ def _rollout_success(ds) -> dict:
     return per_env
 
 
-def _image_size(dataset: str) -> int:
+def _frame_layout(dataset: str) -> tuple[int, tuple[str, ...]]:
+    """(image size, camera names) of the demonstrations: rollouts record the same views."""
     from vla.data.store import DatasetDir
 
     cameras = DatasetDir.open(dataset).read_meta()["cameras"]
@@ -151,7 +152,7 @@ def _image_size(dataset: str) -> int:
     if h != w:
         raise ValueError(f"dataset {dataset!r} has {h}x{w} frames; rollouts render square "
                          f"frames (collect the demonstrations with --image-size N)")
-    return int(h)
+    return int(h), tuple(cameras)
 
 
 def _say(text: str) -> None:

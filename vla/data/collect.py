@@ -56,8 +56,12 @@ def collect(
     progress: bool | None = None,
     max_failures: int | None = None,
     driver: worker.Driver | None = None,
+    cameras: tuple[str, ...] | list[str] = ("front",),
 ) -> dict:
     """Collect `episodes` successful episodes of `env_id` into `out`; returns a summary.
+
+    `cameras` are the views recorded per frame: "front", and "wrist" (on the hand) too
+    when asked for (sims/camera.py).
 
     With a `driver`, episodes are a policy's relabelled rollouts (`vla dagger`): every one
     is kept, success or not, with the same crash safety, seed plan and resume.
@@ -68,6 +72,10 @@ def collect(
     """
     env_id, out = resolve_env_id(env_id), str(out)
     _check_args(episodes, workers, shard, noise, image_size)
+    from sims.camera import camera_options
+
+    cameras = tuple(cameras)
+    camera_options(cameras)  # unknown names fail here, before any worker starts
     if split == "L3":
         from sims.scene import UNSEEN_COLORS, UNSEEN_SHAPES
 
@@ -77,7 +85,7 @@ def collect(
     max_failures = 50 + 5 * episodes if max_failures is None else max_failures
     run_args = {"env_id": env_id, "episodes": episodes, "workers": workers, "split": split,
                 "resume": resume, "shard": f"{shard[0]}/{shard[1]}", "noise": noise,
-                "seed": seed, "image_size": image_size}
+                "seed": seed, "image_size": image_size, "cameras": list(cameras)}
     if driver is not None:
         run_args["driver"] = dataclasses.asdict(driver)
     present = DatasetDir(out).seeds(env_id, split)
@@ -91,12 +99,14 @@ def collect(
     ctx = multiprocessing.get_context("spawn")  # a fresh interpreter: no inherited sim state
     with ProcessPoolExecutor(workers, mp_context=ctx, initializer=worker.init_worker) as pool:
         # A worker builds the env, so the main process never holds a PyBullet client.
-        meta = pool.submit(worker.describe, env_id, split, image_size, seed).result()
+        meta = pool.submit(worker.describe, env_id, split, image_size, seed,
+                           cameras).result()
         ds = DatasetDir.create_or_open(out, _layout(meta))
         _clean_tmp(ds, env_id, split, seed, shard)
         skip = present | ds.failed_seeds(env_id, split)
         jobs = (worker.Job(env_id, split, s, noise, image_size,
-                           ds.partial_path(episode_name(env_id, split, s)), driver)
+                           ds.partial_path(episode_name(env_id, split, s)), driver,
+                           cameras)
                 for s in seed_plan(seed, shard) if s not in skip)
         counts = _run(pool, 2 * workers, ds, jobs, len(done), episodes, max_failures, progress)
     _record_run(ds, meta, run_args)

@@ -45,6 +45,7 @@ class Job:
     image_size: int
     partial: Path  # where to write the episode if it is kept
     driver: Driver | None = None  # None: the expert drives (demonstrations)
+    cameras: tuple[str, ...] = ("front",)  # sims/camera.py CAMERA_NAMES
 
 
 @dataclass(frozen=True)
@@ -74,20 +75,23 @@ def init_worker() -> None:
         threading.Thread(target=watch, daemon=True).start()
 
 
-def _env(env_id: str, split: str, image_size: int):
-    key = (env_id, split, image_size)
+def _env(env_id: str, split: str, image_size: int, cameras: tuple[str, ...]):
+    key = (env_id, split, image_size, tuple(cameras))
     if key not in _ENVS:
         import gymnasium
 
         import sims  # noqa: F401  (registers the ids)
+        from sims.camera import camera_options
 
-        _ENVS[key] = gymnasium.make(env_id, split=split, image_size=image_size, mode="train")
+        _ENVS[key] = gymnasium.make(env_id, split=split, image_size=image_size, mode="train",
+                                    **camera_options(cameras))
     return _ENVS[key]
 
 
-def describe(env_id: str, split: str, image_size: int, seed: int) -> dict:
+def describe(env_id: str, split: str, image_size: int, seed: int,
+             cameras: tuple[str, ...] = ("front",)) -> dict:
     """The env's episode metadata (robot spec, cameras, ...) for meta.json."""
-    env = _env(env_id, split, image_size)
+    env = _env(env_id, split, image_size, cameras)
     env.reset(seed=seed)
     return env.unwrapped.episode_metadata()
 
@@ -98,7 +102,7 @@ def run_episode(job: Job) -> Result:
     from sims.experts import make_expert
 
     start = time.perf_counter()
-    env = _env(job.env_id, job.split, job.image_size)
+    env = _env(job.env_id, job.split, job.image_size, job.cameras)
     if job.driver is not None:
         from vla.dagger.rollout import relabelled_rollout
 

@@ -27,12 +27,14 @@ def run_job(job: tuple[str, str, str, int, int | None]):
     import gymnasium as gym
 
     import sims  # noqa: F401  (registers the envs)
+    from sims.camera import camera_options
     from vla.eval.run import run_episode
 
     env_id, split, mode, seed, execute_steps = job
     key = (env_id, split, mode)
     if key not in _WORKER["envs"]:
-        _WORKER["envs"][key] = gym.make(env_id, split=split, mode=mode)
+        cameras = camera_options(_WORKER["policy"].contract.cameras)
+        _WORKER["envs"][key] = gym.make(env_id, split=split, mode=mode, **cameras)
     return run_episode(_WORKER["policy"], _WORKER["envs"][key], seed, execute_steps,
                        record=False)
 

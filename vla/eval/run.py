@@ -100,6 +100,7 @@ def evaluate(policy, env_ids: list[str], splits: list[str], episodes: int, seed:
     from tqdm import tqdm
 
     import sims  # noqa: F401  (registers the envs)
+    from sims.camera import camera_options
 
     if mode not in MODES:
         raise ValueError(f"mode {mode!r} is unknown; expected one of {MODES}")
@@ -109,7 +110,8 @@ def evaluate(policy, env_ids: list[str], splits: list[str], episodes: int, seed:
     envs = {}
     for env_id, split in cells:
         envs[env_id, split] = gym.make(env_id, split=split, mode=mode,
-                                       render_mode="rgb_array" if videos else None)
+                                       render_mode="rgb_array" if videos else None,
+                                       **camera_options(policy.contract.cameras))
         policy.contract.check_compatible(ActionContract.from_env(envs[env_id, split]),
                                          f"task {env_id}")
     jobs = [(env_id, split, mode, s, execute_steps) for env_id, split in cells
