@@ -31,6 +31,11 @@ that reach each stage never rises.
   (push_to: the named board location; push_next: the neighbour, where it is now).
 
 No stage reached at all reads as `NONE` ("none").
+
+Beside the stages, `closest_m` keeps the nearest the target came to its goal in xy (place:
+the zone's centre, stack: the base, push_to: the board location, push_next: the
+neighbour), so a failure that stopped at "displace" or "carry" says how near it got: a
+near miss of a few centimetres is a precision problem, a miss by 20 cm a wrong goal.
 """
 
 from __future__ import annotations
@@ -48,6 +53,8 @@ STAGES: dict[str, tuple[str, ...]] = {
     "push_next": ("reach", "contact", "displace", "success"),
     "touch": ("reach", "success"),
 }
+# Tasks whose target has a goal position (StageTracker.closest_m).
+GOAL_TASKS = ("place", "stack", "push_to", "push_next")
 
 # Reach: the fingertips straddle a 4 cm block when the hand is within about its half
 # width of the centre; 4 cm in xy allows an approach that is still being corrected.
@@ -91,6 +98,7 @@ class StageTracker:
         self.index = -1
         self._start = np.zeros(3)
         self._start_dist = 0.0
+        self.closest_m: float | None = None  # None: the task has no goal position
 
     def reset(self) -> None:
         """Remember where the episode starts (heights and distances are measured from it)."""
@@ -98,6 +106,7 @@ class StageTracker:
         self._start = self._pos(self._goal.target)
         if self.task_name in ("push_to", "push_next"):
             self._start_dist = self._goal_distance()
+        self.closest_m = self._goal_distance() if self.task_name in GOAL_TASKS else None
 
     def update(self, success: bool | None = None) -> str:
         """Look at the simulator now; `success`: the env's verdict for this step, if known
@@ -106,6 +115,8 @@ class StageTracker:
             success = bool(self.env.task.success(self._goal))
         now = len(self.stages) - 1 if success else _LEVELS[self.task_name](self)
         self.index = max(self.index, now)
+        if self.closest_m is not None:
+            self.closest_m = min(self.closest_m, self._goal_distance())
         return self.furthest
 
     @property
@@ -146,9 +157,12 @@ class StageTracker:
         return bool(raised) and self._touching()
 
     def _goal_distance(self) -> float:
+        """xy distance (m) from the target to where the task wants it."""
         xy = self._pos(self._goal.target)[:2]
-        if self.task_name == "push_next":
+        if self.task_name in ("push_next", "stack"):
             goal_xy = self._pos(self._goal.other)[:2]
+        elif self.task_name == "place":
+            goal_xy = np.asarray(self._goal.zone.center)[:2]
         else:
             goal_xy = self._goal.location
         return float(np.linalg.norm(xy - goal_xy))

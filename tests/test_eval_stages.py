@@ -10,7 +10,8 @@ import pytest
 
 import sims  # noqa: F401  (registers the envs)
 from sims.experts import make_expert
-from sims.stages import NONE, STAGES, StageTracker
+from sims.scene import ZONE_HALF
+from sims.stages import CARRY_OVER_BASE_M, GOAL_TASKS, NONE, STAGES, StageTracker
 from vla.cli import main
 
 
@@ -37,7 +38,7 @@ def test_eval_reports_stages_and_groups_failure_videos(tmp_path, capsys):
     assert videos == ["videos/failures/none/Pick-v0_L1_s0.mp4"]
     assert [(v["stage"], v["video"]) for v in saved["videos"]] == [("none", videos[0])]
     table = (out / "stages.md").read_text()
-    assert "| sims/Pick-v0 | L1 | 0% | 0% | 0% | 0% | none 2 |" in table
+    assert "| sims/Pick-v0 | L1 | 0% | 0% | 0% | 0% | none 2 | - |" in table
 
 
 def test_eval_on_the_validation_stream_says_so(capsys):
@@ -50,7 +51,13 @@ def test_eval_on_the_validation_stream_says_so(capsys):
     captured = capsys.readouterr()
     assert "validation stream (mode=val)" in captured.err
     assert captured.out.startswith("Validation stream (mode=val)")
-    assert "| sims/Touch-v0 | L1 | 0% | 0% | none 1 |" in captured.out
+    assert "| sims/Touch-v0 | L1 | 0% | 0% | none 1 | - |" in captured.out
+
+
+# How near success puts the target to its goal: inside the zone (its corner is furthest),
+# on the base, within push_to's 5 cm and push_next's 7.5 cm.
+GOAL_TOLERANCE_M = {"place": ZONE_HALF * 2 ** 0.5, "stack": CARRY_OVER_BASE_M,
+                    "push_to": 0.05, "push_next": 0.075}
 
 
 @pytest.mark.parametrize("env_id", ["sims/Pick-v0", "sims/Place-v0", "sims/Stack-v0",
@@ -62,6 +69,7 @@ def test_the_expert_passes_through_every_stage_in_order(env_id):
         env.reset(seed=0)
         expert, tracker = make_expert(env), StageTracker(env)
         tracker.reset()
+        start_distance = tracker.closest_m
         seen, done = [tracker.furthest], False
         while not done:
             _, _, terminated, truncated, info = env.step(expert.act())
@@ -73,6 +81,11 @@ def test_the_expert_passes_through_every_stage_in_order(env_id):
         # Each stage's own test held at some step (none was skipped), in order.
         assert seen == [NONE, *STAGES[task]]
         assert tracker.reached() == list(STAGES[task])
+        # The closest approach ends inside the task's own tolerance, from further away.
+        if task in GOAL_TASKS:
+            assert tracker.closest_m <= GOAL_TOLERANCE_M[task] < start_distance
+        else:
+            assert tracker.closest_m is None
     finally:
         env.close()
 
@@ -108,11 +121,13 @@ def test_videos_are_kept_per_stopped_stage_and_counted(tmp_path, monkeypatch):
     from vla.serving.policies import load_policy
 
     outcomes = {0: "success", 1: "grasp", 2: "grasp", 3: NONE, 4: "success", 5: "lift"}
+    closest = {0: 0.0, 1: 0.02, 2: 0.04, 3: 0.06, 4: 0.0, 5: 0.08}  # m, made up too
 
     def fake_episode(policy, env, seed, execute_steps, record):
         stage = outcomes[seed]
         frames = [np.full((8, 8, 3), seed, np.uint8)] * 3 if record else []
-        return run.Episode(stage == "success", 10, f"episode {seed}", frames, stage)
+        return run.Episode(stage == "success", 10, f"episode {seed}", frames, stage,
+                           closest[seed])
 
     monkeypatch.setattr(run, "run_episode", fake_episode)
     env = gym.make("sims/Pick-v0")
@@ -122,13 +137,16 @@ def test_videos_are_kept_per_stopped_stage_and_counted(tmp_path, monkeypatch):
     cell = result["cells"]["sims/Pick-v0/L1"]
     assert cell["stages"] == {"reach": 5 / 6, "grasp": 5 / 6, "lift": 3 / 6, "success": 2 / 6}
     assert cell["stopped_at"] == {NONE: 1, "reach": 0, "grasp": 2, "lift": 1}
+    # Only the failures' closest approaches count: 2, 4, 6, 8 cm.
+    assert cell["failures_closest_m"] == {"p25": 0.035, "median": 0.05, "p75": 0.065, "n": 4}
     assert [(v["seed"], v["stage"]) for v in result["videos"]] == [
         (0, "success"), (1, "grasp"), (3, NONE), (5, "lift")]
     write_report(result, tmp_path)
     assert sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*.mp4")) == [
         "videos/failures/grasp/Pick-v0_L1_s1.mp4", "videos/failures/lift/Pick-v0_L1_s5.mp4",
         "videos/failures/none/Pick-v0_L1_s3.mp4", "videos/successes/Pick-v0_L1_s0.mp4"]
-    assert "| sims/Pick-v0 | L1 | 83% | 83% | 50% | 33% | none 1, grasp 2, lift 1 |" in (
+    assert ("| sims/Pick-v0 | L1 | 83% | 83% | 50% | 33% | none 1, grasp 2, lift 1 "
+            "| 5.0 cm [3.5, 6.5] |") in (
         tmp_path / "stages.md").read_text()
 
 

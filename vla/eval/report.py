@@ -80,7 +80,8 @@ def _fmt(cell: dict) -> str:
 
 def stage_table(result: dict) -> str:
     """Rows task/split; a column per stage (share of episodes that got at least that far,
-    blank where the task has no such stage) and where the failed episodes stopped."""
+    blank where the task has no such stage), where the failed episodes stopped, and how
+    near their target came to its goal (median and quartiles; tasks with a goal only)."""
     cells = [result["cells"][k] for k in sorted(result["cells"])]
     order: list[str] = []
     for cell in cells:
@@ -88,8 +89,9 @@ def stage_table(result: dict) -> str:
     if "success" in order:  # every task ends with it
         order.remove("success")
         order.append("success")
-    lines = ["| task | split | " + " | ".join(order) + " | failures stopped at |",
-             "|---|---|" + "---|" * (len(order) + 1)]
+    lines = ["| task | split | " + " | ".join(order)
+             + " | failures stopped at | failures' closest approach to the goal |",
+             "|---|---|" + "---|" * (len(order) + 2)]
     for cell in cells:
         fractions = cell.get("stages", {})
         row = [f"{100 * fractions[s]:.0f}%" if s in fractions else "" for s in order]
@@ -97,8 +99,16 @@ def stage_table(result: dict) -> str:
         names = dict.fromkeys(("none", *cell.get("stage_order", stopped)))
         stops = [f"{s} {stopped[s]}" for s in names if stopped.get(s)]
         lines.append(f"| {cell['env_id']} | {cell['split']} | " + " | ".join(row)
-                     + f" | {', '.join(stops) or '-'} |")
+                     + f" | {', '.join(stops) or '-'} | {_approach(cell)} |")
     return "\n".join(lines) + "\n"
+
+
+def _approach(cell: dict) -> str:
+    """'median cm [quartiles]' of the failures' closest approach; '-' when none."""
+    q = cell.get("failures_closest_m")
+    if not q:
+        return "-"
+    return f"{100 * q['median']:.1f} cm [{100 * q['p25']:.1f}, {100 * q['p75']:.1f}]"
 
 
 def bar_plot(result: dict, path: Path) -> None:

@@ -29,6 +29,7 @@ class Episode(NamedTuple):
     instruction: str
     frames: list
     stage: str  # the furthest stage reached (`sims.stages.NONE` if none)
+    closest_m: float | None = None  # nearest the target came to its goal (None: no goal)
 
 
 def split_applies(env_id: str, split: str) -> bool:
@@ -69,7 +70,8 @@ def run_episode(policy, env, seed: int, execute_steps: int | None, record: bool)
             done = terminated or truncated
             if done:
                 break
-    return Episode(bool(info["success"]), steps, obs["instruction"], frames, tracker.furthest)
+    return Episode(bool(info["success"]), steps, obs["instruction"], frames, tracker.furthest,
+                   tracker.closest_m)
 
 
 def evaluate(policy, env_ids: list[str], splits: list[str], episodes: int, seed: int = 0,
@@ -141,6 +143,7 @@ def evaluate(policy, env_ids: list[str], splits: list[str], episodes: int, seed:
         reached = dict.fromkeys(stages, 0)
         stopped = dict.fromkeys((NONE, *stages[:-1]), 0)
         wins, steps = 0, []
+        missed_by: list[float] = []  # failures' closest approach to the goal (m)
         chosen: list[int] = []  # seeds whose episodes are filmed (first of each bucket)
         for s in range(seed, seed + episodes):
             ep = outcomes[env_id, split, mode, s, execute_steps]
@@ -151,6 +154,8 @@ def evaluate(policy, env_ids: list[str], splits: list[str], episodes: int, seed:
                 reached[stage] += 1
             if not ep.success:
                 stopped[ep.stage] += 1
+                if ep.closest_m is not None:
+                    missed_by.append(ep.closest_m)
             bucket = ("success",) if ep.success else ("failure", ep.stage)
             if videos and kept[bucket] < videos:
                 kept[bucket] += 1
@@ -169,10 +174,20 @@ def evaluate(policy, env_ids: list[str], splits: list[str], episodes: int, seed:
             "mean_steps": float(np.mean(steps)),
             "stages": {k: v / episodes for k, v in reached.items()}, "stopped_at": stopped,
             "stage_order": list(stages),  # JSON writers may sort the keys above
+            "failures_closest_m": _quartiles(missed_by),
         }
     return {"cells": results, "splits": _group(results, "split"),
             "tasks": _group(results, "env_id"), "mode": mode, "episodes": episodes,
             "seed": seed, "videos": recorded}
+
+
+def _quartiles(values: list[float]) -> dict | None:
+    """{"p25", "median", "p75"} in metres, or None when there is nothing to summarise."""
+    if not values:
+        return None
+    p25, median, p75 = np.percentile(values, [25, 50, 75])
+    return {"p25": round(float(p25), 4), "median": round(float(median), 4),
+            "p75": round(float(p75), 4), "n": len(values)}
 
 
 def _group(cells: dict, key: str) -> dict:
