@@ -59,6 +59,7 @@ def main() -> None:
 
     import sims
     from policies.registry import load_policy
+    from sims.camera import camera_options
     from sims.splits import HELD_OUT_TASK
     from vla.envs import resolve_env_id
     from vla.eval.run import evaluate
@@ -69,7 +70,7 @@ def main() -> None:
     env_ids = ([resolve_env_id(t) for t in args.tasks] if args.tasks else
                [e for e in sims.ENV_IDS if sims.env_task(e)[1] == robot
                 and sims.env_task(e)[0] != HELD_OUT_TASK])
-    env = gym.make(env_ids[0])
+    env = gym.make(env_ids[0], **camera_options(policies["none"].contract.cameras))
     obs, _ = env.reset(seed=0)
     env.close()
     result: dict = {"checkpoint": args.checkpoint or "default", "threads": args.threads,

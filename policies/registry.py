@@ -43,5 +43,17 @@ def load_policy(path: str | None, device: str = "auto", quantize: str | None = N
     return policy
 
 
+def checkpoint_cameras(path: str | None) -> dict[str, list[int]]:
+    """The cameras ({name: [height, width]}) a checkpoint's or adapter's policy reads,
+    from its action contract, without loading any weights."""
+    import json
+
+    contract = resolve_checkpoint(path) / "action_contract.json"
+    if not contract.is_file():
+        raise FileNotFoundError(f"{str(contract)!r} is missing (expected a directory "
+                                f"written by `vla train` or `vla finetune`)")
+    return dict(json.loads(contract.read_text())["cameras"])
+
+
 def is_adapter(path: Path) -> bool:
     return (path / "adapter_config.json").is_file()  # see policies/adapters.py

@@ -21,14 +21,23 @@ CAMERA_NAMES = ("front", "wrist")
 
 
 def camera_options(cameras) -> dict:
-    """The `gymnasium.make` keyword arguments that give an env exactly these cameras
-    (names from a policy's contract or a dataset's meta.json)."""
+    """The `gymnasium.make` keyword arguments that give an env exactly these cameras.
+
+    `cameras`: names, or {name: (height, width)} as a policy's contract or a dataset's
+    meta.json has them (then the frame size too: the sims render every camera at one)."""
     names = list(cameras)
     unknown = [c for c in names if c not in CAMERA_NAMES]
-    if unknown or "front" not in names:
+    if unknown or "front" not in names or len(set(names)) != len(names):
         raise ValueError(f"cameras {names}; expected 'front' and optionally 'wrist' "
                          f"(the sims cameras are {', '.join(CAMERA_NAMES)})")
-    return {"wrist_camera": "wrist" in names}
+    options: dict = {"wrist_camera": "wrist" in names}
+    if isinstance(cameras, dict):
+        sizes = {tuple(int(x) for x in size) for size in cameras.values()}
+        if len(sizes) != 1:
+            raise ValueError(f"cameras {dict(cameras)}: the sims render every camera at "
+                             f"one size; expected one (height, width) for all")
+        options["image_size"] = sizes.pop()
+    return options
 
 
 @dataclass(frozen=True)

@@ -27,11 +27,11 @@ class SimRobot(Robot):
     def __init__(self, task_id: str = "sims/Pick-v0", seed: int = 0, split: str = "L1",
                  mode: str = "eval", record: bool = False, render_size: int = 256,
                  instruction: str | None = None, max_steps: int | None = None,
-                 cameras: tuple[str, ...] = ("front",)) -> None:
+                 cameras: tuple[str, ...] | dict = ("front",)) -> None:
         """`record` keeps an RGB frame (render_size px) per step for a video;
         `instruction` replaces the scene's own in every observation (what the policy reads);
-        `max_steps` overrides the task's episode length; `cameras` are the views sent
-        (the policy's contract names them: "front", or "front" and "wrist")."""
+        `max_steps` overrides the task's episode length; `cameras` are the views sent:
+        names ("front", or "front" and "wrist") or a policy contract's {name: (h, w)}."""
         kwargs = {"split": split, "mode": mode, **camera_options(cameras)}
         if record:
             kwargs.update(render_mode="rgb_array", render_size=render_size)

@@ -34,8 +34,10 @@ No stage reached at all reads as `NONE` ("none").
 
 Beside the stages, `closest_m` keeps the nearest the target came to its goal in xy (place:
 the zone's centre, stack: the base, push_to: the board location, push_next: the
-neighbour), so a failure that stopped at "displace" or "carry" says how near it got: a
-near miss of a few centimetres is a precision problem, a miss by 20 cm a wrong goal.
+neighbour), so a failure says how near it got: a near miss of a few centimetres is a
+precision problem, a miss by 20 cm a wrong goal. For place and stack it counts only the
+steps when the hand does not touch the target, i.e. where it was set down or dropped
+(carried over the goal is the "carry" stage already).
 """
 
 from __future__ import annotations
@@ -53,8 +55,10 @@ STAGES: dict[str, tuple[str, ...]] = {
     "push_next": ("reach", "contact", "displace", "success"),
     "touch": ("reach", "success"),
 }
-# Tasks whose target has a goal position (StageTracker.closest_m).
+# Tasks whose target has a goal position (StageTracker.closest_m), and those of them
+# whose target is carried there (read only where it is let go).
 GOAL_TASKS = ("place", "stack", "push_to", "push_next")
+CARRY_TASKS = ("place", "stack")
 
 # Reach: the fingertips straddle a 4 cm block when the hand is within about its half
 # width of the centre; 4 cm in xy allows an approach that is still being corrected.
@@ -115,7 +119,8 @@ class StageTracker:
             success = bool(self.env.task.success(self._goal))
         now = len(self.stages) - 1 if success else _LEVELS[self.task_name](self)
         self.index = max(self.index, now)
-        if self.closest_m is not None:
+        if self.closest_m is not None and (self.task_name not in CARRY_TASKS
+                                           or not self._touching()):
             self.closest_m = min(self.closest_m, self._goal_distance())
         return self.furthest
 

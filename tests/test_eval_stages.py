@@ -41,6 +41,17 @@ def test_eval_reports_stages_and_groups_failure_videos(tmp_path, capsys):
     assert "| sims/Pick-v0 | L1 | 0% | 0% | 0% | 0% | none 2 | - |" in table
 
 
+def test_failures_say_how_near_the_target_came_to_its_goal(tmp_path, capsys):
+    # builtin:hold never moves: every push_to block stays where it started, at least
+    # 12 cm from its board location (sims/tasks.py keeps the start that far).
+    assert main(["eval", "--checkpoint", "builtin:hold", "--tasks", "push_to", "--splits",
+                 "L1", "--episodes", "2", "--out", str(tmp_path), "--json"]) == 0
+    cell = json.loads(capsys.readouterr().out)["cells"]["sims/PushTo-v0/L1"]
+    closest = cell["failures_closest_m"]
+    assert closest["n"] == 2 and 0.12 <= closest["p25"] <= closest["median"]
+    assert f"| {100 * closest['median']:.1f} cm [" in (tmp_path / "stages.md").read_text()
+
+
 def test_eval_on_the_validation_stream_says_so(capsys):
     assert main(["eval", "--checkpoint", "builtin:hold", "--tasks", "touch", "--splits", "L1",
                  "--episodes", "1"]) == 0

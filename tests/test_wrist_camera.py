@@ -1,5 +1,6 @@
 """The wrist camera end to end: `vla collect --cameras`, a policy trained on both views,
-`vla eval` (one and two workers), `vla dagger` rollouts and the sim bridge's robot."""
+`vla eval` (one and two workers), `vla dagger` rollouts, `vla command` and the sim
+bridge's robot."""
 
 from __future__ import annotations
 
@@ -90,3 +91,35 @@ def test_sim_robot_sends_the_views_it_is_given():
         assert set(robot.observe()["images"]) == {"front", "wrist"}
     with pytest.raises(ValueError, match="expected 'front' and optionally 'wrist'"):
         SimRobot("sims/Pick-v0", cameras=("side",))
+
+
+def test_dagger_refuses_a_policy_that_reads_other_views(wrist_checkpoint, tiny_datasets,
+                                                       tmp_path, capsys):
+    assert vla("dagger", "--config", TINY, "--checkpoint", wrist_checkpoint, "--data",
+               tiny_datasets[0], "--out", tmp_path / "d", "episodes=1", "workers=1",
+               "steps=1", "eval_episodes=0", "tasks=['sims/Pick-v0']") == 2
+    err = capsys.readouterr().err
+    assert "reads cameras {'front': [128, 128], 'wrist': [128, 128]}" in err
+    assert "have {'front': [128, 128]}" in err
+    assert not (tmp_path / "d" / "round_1").exists()
+
+
+def test_command_gives_the_served_checkpoint_its_views(wrist_checkpoint, capsys):
+    done = vla("command", "pick up the red block", "--checkpoint", wrist_checkpoint,
+               "--max-steps", 2, "--json")
+    report = json.loads(capsys.readouterr().out)
+    assert done == 1 and report["steps"] == 2  # ran (a 2-step policy does not pick)
+
+
+def test_camera_options_refuse_what_the_sims_cannot_render():
+    from sims.camera import camera_options
+
+    assert camera_options({"front": [96, 96], "wrist": [96, 96]}) == {
+        "wrist_camera": True, "image_size": (96, 96)}
+    for bad in (("front", "front"), ("front", "side"), ()):
+        with pytest.raises(ValueError, match="expected 'front' and optionally 'wrist'"):
+            camera_options(bad)
+    with pytest.raises(ValueError, match="one size"):
+        camera_options({"front": [128, 128], "wrist": [64, 64]})
+    with pytest.raises(SystemExit):
+        vla("bridge", "sim", "--cameras", "wrist")

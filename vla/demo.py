@@ -40,7 +40,8 @@ def run_policy_demo(checkpoint: str | None, out: str) -> list[tuple[str, bool]]:
     try:
         for scene, seed in DEMO_EPISODES:
             try:
-                with SimRobot(scene, seed=seed, record=True) as robot, \
+                with SimRobot(scene, seed=seed, record=True,
+                              cameras=policy.contract.cameras) as robot, \
                         ControlLoop(robot, server.endpoint,
                                     LoopConfig(min_grounding=float("-inf"))) as loop:
                     result = run_sim_episode(loop, robot, seed)

@@ -46,7 +46,7 @@ def parse_cameras(text: str) -> tuple[str, ...]:
 
     from sims.camera import camera_options
 
-    names = tuple(part.strip() for part in text.split(",") if part.strip())
+    names = tuple(part.strip() for part in text.split(","))
     try:
         camera_options(names)
     except ValueError as e:

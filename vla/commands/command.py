@@ -20,6 +20,7 @@ import json
 import sys
 
 from vla.commands.bridge import add_loop_arguments, loop_config, write_episodes_video
+from vla.commands.collect import parse_cameras
 from vla.errors import UserError
 
 AUTO = "auto"
@@ -58,6 +59,9 @@ def register(subparsers) -> None:
     which.add_argument("--policy", help=f"policy to serve, e.g. builtin:hold (default "
                                         f"{DEFAULT_POLICY}, builtin:hold without one)")
     which.add_argument("--checkpoint", help="checkpoint directory to serve")
+    p.add_argument("--cameras", type=parse_cameras,
+                   help="views the sim robot sends: front or front,wrist (default: the "
+                        "served checkpoint's own; front with --connect)")
     add_loop_arguments(p)
     p.set_defaults(func=run)
 
@@ -108,7 +112,7 @@ def _session(args, scene: str, seed: int, split: str, command, max_steps: int) -
 
     config = loop_config(args, simulated=True)
     robot = SimRobot(scene, seed=seed, split=split, record=bool(args.video),
-                     max_steps=max_steps)
+                     max_steps=max_steps, cameras=_cameras(args))
     try:
         with contextlib.ExitStack() as stack:
             stack.enter_context(robot)
@@ -214,6 +218,24 @@ def _prompt(args, loop, robot) -> None:
 def _numbered(path: str, n: int) -> str:
     stem, dot, ext = path.rpartition(".")
     return f"{stem}-{n}.{ext}" if dot else f"{path}-{n}"
+
+
+def _cameras(args):
+    """The views the sim robot sends: --cameras, else the served checkpoint's own (read
+    from its contract before anything loads), else the front camera."""
+    from vla.serving.policies import default_spec
+
+    if args.cameras is not None or args.connect:
+        return args.cameras or ("front",)
+    spec = args.checkpoint or args.policy or default_spec()
+    if spec.startswith("builtin:"):
+        return ("front",)
+    from policies.registry import checkpoint_cameras
+
+    try:
+        return checkpoint_cameras(spec)
+    except FileNotFoundError as err:
+        raise UserError(f"--checkpoint {spec}: {err}") from None
 
 
 @contextlib.contextmanager

@@ -82,6 +82,7 @@ def dagger(cfg: DaggerConfig, out: str, resume: bool = False, progress: bool | N
     env_ids = cfg.tasks or dataset_env_ids(cfg.data)
     image_size, cameras = _frame_layout(cfg.data[0])
     current = resolve_checkpoint(cfg.checkpoint or None)
+    _check_views(current, cfg.data[0])
     data = list(cfg.data)
     for r in range(1, cfg.rounds + 1):
         rdir = root / f"round_{r}"
@@ -153,6 +154,19 @@ def _frame_layout(dataset: str) -> tuple[int, tuple[str, ...]]:
         raise ValueError(f"dataset {dataset!r} has {h}x{w} frames; rollouts render square "
                          f"frames (collect the demonstrations with --image-size N)")
     return int(h), tuple(cameras)
+
+
+def _check_views(checkpoint, dataset: str) -> None:
+    """Rollouts record the demonstrations' views, and the policy must read exactly those."""
+    from policies.registry import checkpoint_cameras
+    from vla.data.store import DatasetDir
+
+    theirs = {k: list(v) for k, v in checkpoint_cameras(str(checkpoint)).items()}
+    ours = {k: list(v) for k, v in DatasetDir.open(dataset).read_meta()["cameras"].items()}
+    if theirs != ours:
+        raise ValueError(f"checkpoint {str(checkpoint)!r} reads cameras {theirs}, but the "
+                         f"demonstrations in {dataset!r} have {ours}; roll out a policy "
+                         f"trained on these demonstrations' views")
 
 
 def _say(text: str) -> None:

@@ -84,8 +84,10 @@ def evaluate(policy, env_ids: list[str], splits: list[str], episodes: int, seed:
 
     Each cell's summary adds "stages" (stage -> fraction of episodes that got at least
     that far, in the task's order; the last, "success", is the success rate) and
-    "stopped_at" (stage -> failed episodes whose furthest stage it was; "none": no stage)
-    and "stage_order" (the task's stages in order).
+    "stopped_at" (stage -> failed episodes whose furthest stage it was; "none": no stage),
+    "stage_order" (the task's stages in order) and "failures_closest_m" (quartiles of the
+    failed episodes' closest approach of the target to its goal, `sims.stages`; None for
+    tasks without a goal position or without failures).
 
     With `videos` > 0, up to `videos` successes per cell and up to `videos` failures per
     cell and stopped stage are recorded (so every way a cell fails is shown); they are
