@@ -76,14 +76,17 @@ def main() -> None:
     import gymnasium as gym
 
     import sims  # noqa: F401
+    from sims.camera import camera_options
 
-    obs, _ = gym.make("sims/Pick-v0").reset(seed=0)
     result = {"threads": args.threads, "device": args.device, "size": args.size,
               "checkpoint": args.checkpoint, "cpu_count": os.cpu_count()}
     for decoder in ("parallel", "autoregressive"):
         if args.checkpoint and decoder != "parallel":
             continue  # a checkpoint has one decoder
         policy = build_policy(args, decoder)
+        # An observation with the views (and frame size) the policy's contract names.
+        obs, _ = gym.make("sims/Pick-v0", **camera_options(policy.contract.cameras)).reset(
+            seed=0)
         result["params"] = sum(p.numel() for p in policy.model.parameters())
         result["model_mb_fp32"] = round(result["params"] * 4 / 2**20, 2)
         result["chunk_length"] = policy.cfg.chunk_length
