@@ -18,7 +18,7 @@ def _classes():
 
     return {"default.yaml": TrainConfig, "quick.yaml": TrainConfig, "tiny.yaml": TrainConfig,
             "dagger.yaml": DaggerConfig, "polish.yaml": FinetuneConfig,
-            "pretrain.yaml": PretrainConfig}
+            "pretrain.yaml": PretrainConfig, "wrist.yaml": TrainConfig}
 
 
 def test_every_recipe_is_known():
