@@ -82,7 +82,7 @@ def dagger(cfg: DaggerConfig, out: str, resume: bool = False, progress: bool | N
     env_ids = cfg.tasks or dataset_env_ids(cfg.data)
     image_size, cameras = _frame_layout(cfg.data[0])
     current = resolve_checkpoint(cfg.checkpoint or None)
-    _check_views(current, cfg.data[0])
+    _check_views(current, cfg.data[0], cameras)
     data = list(cfg.data)
     for r in range(1, cfg.rounds + 1):
         rdir = root / f"round_{r}"
@@ -93,7 +93,7 @@ def dagger(cfg: DaggerConfig, out: str, resume: bool = False, progress: bool | N
         for env_id in env_ids:
             collect(env_id, cfg.episodes, str(rdir / "data"), workers=cfg.workers,
                     resume=True, noise=0.0, seed=r * ROLLOUT_SEED, image_size=image_size,
-                    progress=progress, driver=driver, cameras=cameras)
+                    progress=progress, driver=driver, cameras=tuple(cameras))
         data.append(str(rdir / "data"))
         rollouts = _rollout_success(DatasetDir.open(rdir / "data"))
         run = rdir / "run"
@@ -144,8 +144,9 @@ def _rollout_success(ds) -> dict:
     return per_env
 
 
-def _frame_layout(dataset: str) -> tuple[int, tuple[str, ...]]:
-    """(image size, camera names) of the demonstrations: rollouts record the same views."""
+def _frame_layout(dataset: str) -> tuple[int, dict]:
+    """(image size, cameras {name: [h, w]}) of the demonstrations: rollouts record the
+    same views."""
     from vla.data.store import DatasetDir
 
     cameras = DatasetDir.open(dataset).read_meta()["cameras"]
@@ -153,16 +154,15 @@ def _frame_layout(dataset: str) -> tuple[int, tuple[str, ...]]:
     if h != w:
         raise ValueError(f"dataset {dataset!r} has {h}x{w} frames; rollouts render square "
                          f"frames (collect the demonstrations with --image-size N)")
-    return int(h), tuple(cameras)
+    return int(h), cameras
 
 
-def _check_views(checkpoint, dataset: str) -> None:
+def _check_views(checkpoint, dataset: str, cameras: dict) -> None:
     """Rollouts record the demonstrations' views, and the policy must read exactly those."""
     from policies.registry import checkpoint_cameras
-    from vla.data.store import DatasetDir
 
     theirs = {k: list(v) for k, v in checkpoint_cameras(str(checkpoint)).items()}
-    ours = {k: list(v) for k, v in DatasetDir.open(dataset).read_meta()["cameras"].items()}
+    ours = {k: list(v) for k, v in cameras.items()}
     if theirs != ours:
         raise ValueError(f"checkpoint {str(checkpoint)!r} reads cameras {theirs}, but the "
                          f"demonstrations in {dataset!r} have {ours}; roll out a policy "
