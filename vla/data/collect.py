@@ -71,11 +71,8 @@ def collect(
     spin forever.
     """
     env_id, out = resolve_env_id(env_id), str(out)
-    _check_args(episodes, workers, shard, noise, image_size)
-    from sims.camera import camera_options
-
     cameras = tuple(cameras)
-    camera_options(cameras)  # unknown names fail here, before any worker starts
+    _check_args(episodes, workers, shard, noise, image_size, cameras)
     if split == "L3":
         from sims.scene import UNSEEN_COLORS, UNSEEN_SHAPES
 
@@ -163,7 +160,11 @@ def _run(pool, queue_size, ds, jobs, committed, target, max_failures, progress) 
     return {"committed": committed, "new": new, "failures": failures}
 
 
-def _check_args(episodes, workers, shard, noise, image_size) -> None:
+def _check_args(episodes, workers, shard, noise, image_size, cameras) -> None:
+    """Bad arguments fail here, before any worker starts."""
+    from sims.camera import camera_options
+
+    camera_options(cameras)  # names the sims cannot render
     if episodes < 1:
         raise ValueError(f"episodes={episodes}; expected a positive number")
     if workers < 1:
