@@ -1,0 +1,95 @@
+"""Is the policy limited by its data, and which action dimensions has it learned?
+
+A policy that scores much better on the demonstrations it was trained on than on new
+demonstrations of the same tasks (collected from seeds it never saw) has memorised its
+data: more demonstrations should help more than more steps. One JSON object: per side
+(training / held-out datasets), on a fixed random sample of frames, with the model in
+eval mode and no augmentation:
+- the mean action cross-entropy (nats per token) and the fraction of action tokens whose
+  greedy bin is within 2 bins of the expert's;
+- per action dimension, the correlation of the policy's greedy first action with the
+  expert's (near 1: learned; near 0: the policy does not know which way to move);
+- per dimension, over the frames where the expert moves it (|a| > 0.05), the fraction
+  where the policy moves it the same way ("same_sign_when_moving").
+
+    python benchmarks/heldout_loss.py --checkpoint DIR --data A,B --heldout C,D [--frames 2000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import numpy as np
+import torch
+
+
+def score(policy, paths: list[str], frames: int, seed: int, batch: int = 64) -> dict:
+    from vla.train.data import collate, frame_dataset
+
+    cfg = policy.model.cfg
+    data = frame_dataset(paths, cfg.chunk_length, cfg.cameras,
+                         image_size=policy.model.vision.input_size)
+    idx = np.random.default_rng(seed).choice(len(data), size=min(frames, len(data)),
+                                              replace=False)
+    a_dim = len(policy.contract.action_names)
+    ce_sum = near_sum = count = 0.0
+    greedy, expert = [], []  # first action of each chunk: (N, A)
+    with torch.no_grad():
+        for start in range(0, len(idx), batch):
+            b = collate([data[int(i)] for i in idx[start:start + batch]])
+            tokens = torch.from_numpy(policy.tokenizer.encode(b["action"].numpy())).flatten(1)
+            mask = b["action_mask"].repeat_interleave(a_dim, dim=1).float()  # (B, K * A)
+            lang, lang_mask = policy.language.encode(b["instruction"])
+            logits = policy.model(b["images"], b["state"], lang, lang_mask, tokens)
+            log_p = torch.log_softmax(logits.float(), -1)  # (B, K * A, n_bins)
+            ce = -log_p.gather(-1, tokens[..., None]).squeeze(-1)
+            near = ((logits.argmax(-1) - tokens).abs() <= 2).float()
+            ce_sum += float((ce * mask).sum())
+            near_sum += float((near * mask).sum())
+            count += float(mask.sum())
+            chunk = logits.argmax(-1).numpy().reshape(len(tokens), cfg.chunk_length, a_dim)
+            greedy.append(policy.tokenizer.decode(chunk)[:, 0])
+            expert.append(b["action"][:, 0].numpy())
+    return {"frames": int(len(idx)), "ce_nats": round(ce_sum / count, 4),
+            "within_2_bins": round(near_sum / count, 4),
+            "per_dim": per_dimension(np.concatenate(greedy), np.concatenate(expert),
+                                     policy.contract.action_names)}
+
+
+def per_dimension(greedy: np.ndarray, expert: np.ndarray, names) -> dict:
+    """greedy, expert: (N, A) first actions -> {name: {corr, same_sign_when_moving}}."""
+    out = {}
+    for d, name in enumerate(names):
+        g, e = greedy[:, d], expert[:, d]
+        moving = np.abs(e) > 0.05
+        corr = float(np.corrcoef(g, e)[0, 1]) if g.std() > 0 and e.std() > 0 else 0.0
+        same = float((np.sign(g[moving]) == np.sign(e[moving])).mean()) if moving.any() else None
+        out[name] = {"corr": round(corr, 3),
+                     "same_sign_when_moving": None if same is None else round(same, 3),
+                     "moving_frames": int(moving.sum())}
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--checkpoint", default=None, help="policy (default: the shipped one)")
+    ap.add_argument("--data", required=True, help="training datasets, comma-separated")
+    ap.add_argument("--heldout", required=True, help="held-out datasets, comma-separated")
+    ap.add_argument("--frames", type=int, default=2000, help="frames sampled per side")
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args()
+    from policies.registry import load_policy
+
+    torch.set_num_threads(2)
+    policy = load_policy(args.checkpoint, device="cpu")
+    policy.model.eval()
+    train = score(policy, args.data.split(","), args.frames, args.seed)
+    held = score(policy, args.heldout.split(","), args.frames, args.seed)
+    print(json.dumps({"checkpoint": args.checkpoint or "shipped", "train": train,
+                      "heldout": held,
+                      "ce_gap_nats": round(held["ce_nats"] - train["ce_nats"], 4)}))
+
+
+if __name__ == "__main__":
+    main()
