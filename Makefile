@@ -33,9 +33,12 @@ bench: install
 	$(BIN)/python benchmarks/expert_success.py --episodes 50
 	$(BIN)/python benchmarks/collect_throughput.py
 
-# Reproduce the shipped default policy: collect the demonstrations, train, one DAgger
-# round (configs/dagger.yaml), copy the checkpoint (without its optimizer state) into the package.
+# Reproduce the shipped default policy: collect the demonstrations, pretrain, train, one
+# DAgger round (configs/dagger.yaml), three polishing fine-tunes (configs/polish.yaml
+# twice, then configs/polish_more.yaml on 800 more demonstrations per task), copy the
+# checkpoint (without its optimizer state) into the package.
 DEFAULT_TASKS := pick place stack push_to touch
+MORE_TASKS := pick place stack push_to  # 800 more demonstrations each for the last polish
 default-policy: install
 	for t in $(DEFAULT_TASKS); do \
 		$(BIN)/vla collect --task $$t --episodes 400 --out data/default/$$t --workers 2 || exit 1; \
@@ -46,13 +49,17 @@ default-policy: install
 	dagger=$$($(BIN)/python -c "import json; print(json.load(open('runs/dagger/dagger.json'))['final_checkpoint'])") && \
 	$(BIN)/vla finetune --config configs/polish.yaml --checkpoint $$dagger --out runs/polish_1
 	$(BIN)/vla finetune --config configs/polish.yaml --checkpoint runs/polish_1 --out runs/polish
+	for t in $(MORE_TASKS); do \
+		$(BIN)/vla collect --task $$t --episodes 800 --seed 100000 --out data/more/$$t --workers 2 || exit 1; \
+	done
+	$(BIN)/vla finetune --config configs/polish_more.yaml --checkpoint runs/polish --out runs/polish_more
 	rm -rf policies/checkpoints/default && mkdir -p policies/checkpoints/default
-	cp runs/polish/checkpoint/config.json runs/polish/checkpoint/model.safetensors \
-	   runs/polish/checkpoint/action_tokenizer.json runs/polish/checkpoint/action_contract.json \
-	   policies/checkpoints/default/
-	$(BIN)/python -m vla.recipe runs/default runs/dagger runs/polish/checkpoint \
+	cp runs/polish_more/checkpoint/config.json runs/polish_more/checkpoint/model.safetensors \
+	   runs/polish_more/checkpoint/action_tokenizer.json \
+	   runs/polish_more/checkpoint/action_contract.json policies/checkpoints/default/
+	$(BIN)/python -m vla.recipe runs/default runs/dagger runs/polish_more/checkpoint \
 	   --pretrain runs/pretrain --polish runs/polish_1 --polish runs/polish \
-	   > policies/checkpoints/default/recipe.json
+	   --polish runs/polish_more > policies/checkpoints/default/recipe.json
 	$(BIN)/python benchmarks/grounding_score.py --write   # grounding.json: the refusal threshold
 
 clean:

@@ -33,6 +33,12 @@ SPEED = 0.8  # fraction of the robot's largest step the expert uses
 # Phase tests (metres, radians). Generous enough that execution noise (0.1 of a 5 cm
 # step) does not make the phase flicker, tight enough that a grasp closes centred.
 ALIGNED_XY = 0.012  # hand over the object: descend
+# Turn the hand to the grasp yaw only within this of the object (during the last metres
+# of travel and the descent), not on the way there: the rotation then happens where the
+# cameras see the hand and the block's edges side by side, so a policy can learn which
+# way to turn from what it sees (turned early, from far away, it could not: see
+# docs/RESULTS.md, "The policy never learned to turn the hand").
+ROTATE_XY = 0.04
 ABOVE_XY = 0.02  # within this of the hover point: start descending
 AT_GRASP = 0.01  # hand within this of the grasp point: close
 YAW_TOL = 0.1
@@ -119,10 +125,10 @@ class Expert:
         ee, ee_yaw = self.ee()
         if self.gripped(obj):
             return self.rise(CLOSED, CARRY_Z)
-        yaw = self.grasp_yaw(obj)
         obj_xy = self.pose(obj)[0][:2]
         at = np.array([*obj_xy, max(obj.half_height, 0.016)])
         xy_err = np.linalg.norm(ee[:2] - obj_xy)
+        yaw = self.grasp_yaw(obj) if xy_err < ROTATE_XY else ee_yaw
         aligned = abs(wrap_gripper_yaw(yaw - ee_yaw)) < YAW_TOL
         if np.linalg.norm(ee - at) < AT_GRASP and aligned:
             if self.env.robot.gripper_opening_m() < _width(obj) - GRIP_SLACK:
