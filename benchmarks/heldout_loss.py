@@ -9,8 +9,9 @@ eval mode and no augmentation:
   greedy bin is within 2 bins of the expert's;
 - per action dimension, the correlation of the policy's greedy first action with the
   expert's (near 1: learned; near 0: the policy does not know which way to move);
-- per dimension, over the frames where the expert moves it (|a| > 0.05), the fraction
-  where the policy moves it the same way ("same_sign_when_moving").
+- per dimension, over the frames where the expert moves it (|a| > 0.05 of the largest
+  step): how often the policy moves it too ("moves_when_expert_moves"), and of those,
+  how often the same way ("same_way_when_both_move"; 0.5 is chance).
 
     python benchmarks/heldout_loss.py --checkpoint DIR --data A,B --heldout C,D [--frames 2000]
 """
@@ -41,14 +42,18 @@ def score(policy, paths: list[str], frames: int, seed: int, batch: int = 64) -> 
             tokens = torch.from_numpy(policy.tokenizer.encode(b["action"].numpy())).flatten(1)
             mask = b["action_mask"].repeat_interleave(a_dim, dim=1).float()  # (B, K * A)
             lang, lang_mask = policy.language.encode(b["instruction"])
+            # Teacher-forced logits for the loss; the greedy tokens from `generate`, which is
+            # what the policy executes (the same argmax for the parallel decoder, not for
+            # the autoregressive one).
             logits = policy.model(b["images"], b["state"], lang, lang_mask, tokens)
             log_p = torch.log_softmax(logits.float(), -1)  # (B, K * A, n_bins)
             ce = -log_p.gather(-1, tokens[..., None]).squeeze(-1)
-            near = ((logits.argmax(-1) - tokens).abs() <= 2).float()
+            best = policy.model.generate(b["images"], b["state"], lang, lang_mask)  # (B, K * A)
+            near = ((best - tokens).abs() <= 2).float()
             ce_sum += float((ce * mask).sum())
             near_sum += float((near * mask).sum())
             count += float(mask.sum())
-            chunk = logits.argmax(-1).numpy().reshape(len(tokens), cfg.chunk_length, a_dim)
+            chunk = best.numpy().reshape(len(tokens), cfg.chunk_length, a_dim)
             greedy.append(policy.tokenizer.decode(chunk)[:, 0])
             expert.append(b["action"][:, 0].numpy())
     return {"frames": int(len(idx)), "ce_nats": round(ce_sum / count, 4),
@@ -57,24 +62,38 @@ def score(policy, paths: list[str], frames: int, seed: int, batch: int = 64) -> 
                                      policy.contract.action_names)}
 
 
+MOVING = 0.05  # |action| above this (a fraction of the largest step) counts as a move
+
+
 def per_dimension(greedy: np.ndarray, expert: np.ndarray, names) -> dict:
-    """greedy, expert: (N, A) first actions -> {name: {corr, same_sign_when_moving}}."""
+    """greedy, expert: (N, A) first actions -> per dimension: the correlation, and on the
+    frames where the expert moves, how often the policy moves too and the same way.
+    Bin centres are never exactly 0 (an even number of bins), so "still" is |a| <= MOVING
+    for both, not a sign test on raw values."""
     out = {}
     for d, name in enumerate(names):
         g, e = greedy[:, d], expert[:, d]
-        moving = np.abs(e) > 0.05
+        e_moves, g_moves = np.abs(e) > MOVING, np.abs(g) > MOVING
+        both = e_moves & g_moves
         corr = float(np.corrcoef(g, e)[0, 1]) if g.std() > 0 and e.std() > 0 else 0.0
-        same = float((np.sign(g[moving]) == np.sign(e[moving])).mean()) if moving.any() else None
-        out[name] = {"corr": round(corr, 3),
-                     "same_sign_when_moving": None if same is None else round(same, 3),
-                     "moving_frames": int(moving.sum())}
+        out[name] = {
+            "corr": round(corr, 3),
+            "expert_moves_frames": int(e_moves.sum()),
+            "moves_when_expert_moves": _share(g_moves[e_moves]),
+            "same_way_when_both_move": _share(np.sign(g[both]) == np.sign(e[both])),
+        }
     return out
+
+
+def _share(flags: np.ndarray) -> float | None:
+    return round(float(flags.mean()), 3) if flags.size else None
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--checkpoint", default=None, help="policy (default: the shipped one)")
-    ap.add_argument("--data", required=True, help="training datasets, comma-separated")
+    ap.add_argument("--data", required=True,
+                    help="datasets the policy was trained on, comma-separated")
     ap.add_argument("--heldout", required=True, help="held-out datasets, comma-separated")
     ap.add_argument("--frames", type=int, default=2000, help="frames sampled per side")
     ap.add_argument("--seed", type=int, default=0)
@@ -82,12 +101,15 @@ def main() -> None:
     from policies.registry import load_policy
 
     torch.set_num_threads(2)
+    from policies.registry import resolve_checkpoint
+
     policy = load_policy(args.checkpoint, device="cpu")
     policy.model.eval()
     train = score(policy, args.data.split(","), args.frames, args.seed)
     held = score(policy, args.heldout.split(","), args.frames, args.seed)
-    print(json.dumps({"checkpoint": args.checkpoint or "shipped", "train": train,
-                      "heldout": held,
+    print(json.dumps({"checkpoint": str(resolve_checkpoint(args.checkpoint)),
+                      "data": args.data.split(","), "heldout_data": args.heldout.split(","),
+                      "train": train, "heldout": held,
                       "ce_gap_nats": round(held["ce_nats"] - train["ce_nats"], 4)}))
 
 

@@ -22,6 +22,12 @@ def _misaligned_cube_seed(env, expert) -> int:
     raise AssertionError("no seed in 0..59 has a box target turned > 0.3 rad from the hand")
 
 
+def test_turning_starts_within_a_few_centimetres():
+    # Near enough that the block is large in the views, far enough to finish the turn
+    # during the descent (docs/RESULTS.md, "The policy never learned to turn the hand").
+    assert 0.015 <= ROTATE_XY <= 0.05
+
+
 def test_pick_expert_turns_only_near_the_block_and_grasps_aligned():
     env = gym.make("sims/Pick-v0", mode="eval")
     expert = make_expert(env)
@@ -39,7 +45,9 @@ def test_pick_expert_turns_only_near_the_block_and_grasps_aligned():
             closed_yaw_error = abs(wrap_gripper_yaw(expert.grasp_yaw(target) - ee_yaw))
         _, _, terminated, truncated, info = env.step(action)
         done = terminated or truncated
+    env.close()
     assert info["success"]
+    assert far_turns and near_turns, "the episode never had the hand both far and near"
     assert max(far_turns) == 0.0, "the hand turned on the way to the block"
     assert max(near_turns) > 0.1, "the hand never turned to the block's yaw"
     assert closed_yaw_error is not None and closed_yaw_error < YAW_TOL
