@@ -42,13 +42,14 @@ def score(policy, paths: list[str], frames: int, seed: int, batch: int = 64) -> 
             tokens = torch.from_numpy(policy.tokenizer.encode(b["action"].numpy())).flatten(1)
             mask = b["action_mask"].repeat_interleave(a_dim, dim=1).float()  # (B, K * A)
             lang, lang_mask = policy.language.encode(b["instruction"])
-            # Teacher-forced logits for the loss; the greedy tokens from `generate`, which is
-            # what the policy executes (the same argmax for the parallel decoder, not for
-            # the autoregressive one).
+            # Teacher-forced logits for the loss. The greedy tokens are what the policy
+            # executes: their argmax for the parallel decoder; for the autoregressive one,
+            # `generate` (teacher forcing would feed it the expert's earlier tokens).
             logits = policy.model(b["images"], b["state"], lang, lang_mask, tokens)
             log_p = torch.log_softmax(logits.float(), -1)  # (B, K * A, n_bins)
             ce = -log_p.gather(-1, tokens[..., None]).squeeze(-1)
-            best = policy.model.generate(b["images"], b["state"], lang, lang_mask)  # (B, K * A)
+            best = (logits.argmax(-1) if cfg.decoder == "parallel" else  # (B, K * A)
+                    policy.model.generate(b["images"], b["state"], lang, lang_mask))
             near = ((best - tokens).abs() <= 2).float()
             ce_sum += float((ce * mask).sum())
             near_sum += float((near * mask).sum())
