@@ -33,11 +33,12 @@ SPEED = 0.8  # fraction of the robot's largest step the expert uses
 # Phase tests (metres, radians). Generous enough that execution noise (0.1 of a 5 cm
 # step) does not make the phase flicker, tight enough that a grasp closes centred.
 ALIGNED_XY = 0.012  # hand over the object: descend
-# Turn the hand to the grasp yaw only within this of the object (during the last metres
-# of travel and the descent), not on the way there: the rotation then happens where the
-# cameras see the hand and the block's edges side by side, so a policy can learn which
-# way to turn from what it sees (turned early, from far away, it could not: see
-# docs/RESULTS.md, "The policy never learned to turn the hand").
+# Turn the hand to the grasp yaw only within this of the object (during the last
+# centimetres of travel and the descent), not on the way there: the turn then happens
+# where the cameras, the wrist one above all, show the block's edges against the
+# fingers. Turned on the way, from afar, it was never learned; near the block a policy
+# learns when to turn, not yet which way (docs/RESULTS.md, "The policy never learned to
+# turn the hand").
 ROTATE_XY = 0.04
 ABOVE_XY = 0.02  # within this of the hover point: start descending
 AT_GRASP = 0.01  # hand within this of the grasp point: close
