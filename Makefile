@@ -35,8 +35,9 @@ bench: install
 
 # Reproduce the shipped default policy: collect the demonstrations, pretrain, train, one
 # DAgger round (configs/dagger.yaml), three polishing fine-tunes (configs/polish.yaml
-# twice, then configs/polish_more.yaml on 800 more demonstrations per task), copy the
-# checkpoint (without its optimizer state) into the package.
+# twice, then configs/polish_more.yaml on 800 more demonstrations per task), a last
+# DAgger round (configs/dagger_final.yaml), copy the checkpoint (without its optimizer
+# state) into the package.
 DEFAULT_TASKS := pick place stack push_to touch
 MORE_TASKS := pick place stack push_to  # 800 more demonstrations each for the last polish
 default-policy: install
@@ -53,13 +54,15 @@ default-policy: install
 		$(BIN)/vla collect --task $$t --episodes 800 --seed 100000 --out data/more/$$t --workers 2 || exit 1; \
 	done
 	$(BIN)/vla finetune --config configs/polish_more.yaml --checkpoint runs/polish --out runs/polish_more
-	rm -rf policies/checkpoints/default && mkdir -p policies/checkpoints/default
-	cp runs/polish_more/checkpoint/config.json runs/polish_more/checkpoint/model.safetensors \
-	   runs/polish_more/checkpoint/action_tokenizer.json \
-	   runs/polish_more/checkpoint/action_contract.json policies/checkpoints/default/
-	$(BIN)/python -m vla.recipe runs/default runs/dagger runs/polish_more/checkpoint \
+	$(BIN)/vla dagger --config configs/dagger_final.yaml --checkpoint runs/polish_more --out runs/dagger_final
+	final=$$($(BIN)/python -c "import json; print(json.load(open('runs/dagger_final/dagger.json'))['final_checkpoint'])") && \
+	rm -rf policies/checkpoints/default && mkdir -p policies/checkpoints/default && \
+	cp $$final/config.json $$final/model.safetensors $$final/action_tokenizer.json \
+	   $$final/action_contract.json policies/checkpoints/default/ && \
+	$(BIN)/python -m vla.recipe runs/default runs/dagger $$final \
 	   --pretrain runs/pretrain --polish runs/polish_1 --polish runs/polish \
-	   --polish runs/polish_more > policies/checkpoints/default/recipe.json
+	   --polish runs/polish_more --final-dagger runs/dagger_final \
+	   > policies/checkpoints/default/recipe.json
 	$(BIN)/python benchmarks/grounding_score.py --write   # grounding.json: the refusal threshold
 
 clean:

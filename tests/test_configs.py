@@ -18,7 +18,7 @@ def _classes():
 
     return {"default.yaml": TrainConfig, "quick.yaml": TrainConfig, "tiny.yaml": TrainConfig,
             "dagger.yaml": DaggerConfig, "polish.yaml": FinetuneConfig,
-            "polish_more.yaml": FinetuneConfig,
+            "polish_more.yaml": FinetuneConfig, "dagger_final.yaml": DaggerConfig,
             "pretrain.yaml": PretrainConfig, "wrist.yaml": TrainConfig}
 
 

@@ -144,3 +144,9 @@ def test_final_check_reports_stages_on_the_validation_stream(tiny_datasets, tmp_
     assert recipe_cli.main([str(run), "--polish", str(run), "--polish", str(run)]) == 0
     assert [p["steps"] for p in json.loads(capsys.readouterr().out)["polish"]] == [1, 1]
     assert recipe_cli.main([str(run), "--polish"]) == 2
+    dagger_run = tmp_path / "dagger"  # a DAgger round after the polishing: its own record
+    dagger_run.mkdir()
+    (dagger_run / "dagger.json").write_text(json.dumps(
+        {"config": {"beta": 0.3}, "rounds": [{"beta": 0.3}], "final_checkpoint": "x"}))
+    assert recipe_cli.main([str(run), "--final-dagger", str(dagger_run)]) == 0
+    assert json.loads(capsys.readouterr().out)["final_dagger"]["rounds"] == [{"beta": 0.3}]

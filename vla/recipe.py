@@ -2,10 +2,10 @@
 
     python -m vla.recipe runs/default runs/dagger runs/polish/checkpoint \
         [--pretrain runs/pretrain] [--polish runs/polish_1 --polish runs/polish] \
-        > policies/checkpoints/default/recipe.json
+        [--final-dagger runs/dagger_final] > policies/checkpoints/default/recipe.json
 
 Reads the runs' own records (train_config.yaml, summary.json, dagger.json, and the
-pretraining and polishing fine-tune runs' when given) and adds the
+pretraining, polishing fine-tune and final DAgger runs' when given) and adds the
 machine, so the shipped policy says how it was made without anyone writing it by hand.
 """
 
@@ -20,7 +20,7 @@ from pathlib import Path
 
 def describe(train_run: Path, dagger_run: Path | None = None,
              shipped: Path | None = None, pretrain_run: Path | None = None,
-             polish_runs: list[Path] = ()) -> dict:
+             polish_runs: list[Path] = (), final_dagger_run: Path | None = None) -> dict:
     import torch
 
     summary = json.loads((train_run / "summary.json").read_text())
@@ -34,17 +34,23 @@ def describe(train_run: Path, dagger_run: Path | None = None,
                     "torch": torch.__version__},
     }
     if dagger_run is not None:
-        dagger = json.loads((dagger_run / "dagger.json").read_text())
-        record["dagger"] = {"config": dagger["config"], "rounds": dagger["rounds"]}
+        record["dagger"] = _dagger_run(dagger_run)
     if pretrain_run is not None:
         record["pretrain"] = {
             "config": json.loads((pretrain_run / "pretrain_config.yaml").read_text()),
             "summary": json.loads((pretrain_run / "summary.json").read_text())}
     if polish_runs:  # `vla finetune` runs after the DAgger rounds, in order
         record["polish"] = [_training_run(run) for run in polish_runs]
+    if final_dagger_run is not None:  # `vla dagger` rounds after the polishing
+        record["final_dagger"] = _dagger_run(final_dagger_run)
     if shipped is not None:
         record["shipped_checkpoint"] = str(shipped)
     return record
+
+
+def _dagger_run(run: Path) -> dict:
+    dagger = json.loads((run / "dagger.json").read_text())
+    return {"config": dagger["config"], "rounds": dagger["rounds"]}
 
 
 def _training_run(run: Path) -> dict:
@@ -66,6 +72,8 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--pretrain", type=Path, help="the `vla pretrain` run")
     ap.add_argument("--polish", type=Path, action="append", default=[],
                     help="a polishing `vla finetune` run (repeat, in order)")
+    ap.add_argument("--final-dagger", type=Path,
+                    help="a `vla dagger` run made after the polishing fine-tunes")
     try:
         args = ap.parse_args(argv)
     except SystemExit as stop:  # bad arguments: argparse has printed why
@@ -75,7 +83,8 @@ def main(argv: list[str]) -> int:
         print(f"expected at most 3 run paths; got {len(args.runs)}", file=sys.stderr)
         return 2
     print(json.dumps(describe(*args.runs, pretrain_run=args.pretrain,
-                              polish_runs=args.polish), indent=1))
+                              polish_runs=args.polish, final_dagger_run=args.final_dagger),
+                     indent=1))
     return 0
 
 
