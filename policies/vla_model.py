@@ -112,8 +112,11 @@ class VLAModel(nn.Module):
         return self.head(self.trunk(x, mask)[:, t_p:])
 
     def loss(self, logits: torch.Tensor, target_tokens: torch.Tensor,
-             token_mask: torch.Tensor | None = None, label_sigma: float = 0.0) -> torch.Tensor:
+             token_mask: torch.Tensor | None = None, label_sigma: float = 0.0,
+             token_weight: torch.Tensor | None = None) -> torch.Tensor:
         """Mean cross-entropy over action tokens; `token_mask` (B, K * A) drops padding.
+        `token_weight` (K * A,) scales each token's term; the mean stays over the unmasked
+        tokens, so weights of 1 give the plain loss.
 
         `label_sigma` > 0 spreads each target over neighbouring bins (a Gaussian of that
         width in bins, as in HL-Gauss): bins are ordered, so predicting the next bin should
@@ -128,9 +131,10 @@ class VLAModel(nn.Module):
         else:
             ce = -log_p.gather(-1, target_tokens[..., None]).squeeze(-1)
         if token_mask is None:
-            return ce.mean()
+            token_mask = torch.ones_like(ce)
         token_mask = token_mask.to(ce.dtype)
-        return (ce * token_mask).sum() / token_mask.sum().clamp(min=1.0)
+        weighted = ce if token_weight is None else ce * token_weight.to(ce)
+        return (weighted * token_mask).sum() / token_mask.sum().clamp(min=1.0)
 
     # -- inference ----------------------------------------------------------------------------
     @torch.no_grad()

@@ -26,6 +26,11 @@ class TrainConfig:
     preload: bool = False
     tokenizer_mode: str = "uniform"  # uniform | quantile
     label_sigma_bins: float = 2.0  # soft targets over neighbouring bins; 0 = plain CE
+    # Weight of each action dimension's tokens in the action loss, by the contract's name
+    # (e.g. {dyaw: 5.0}); unnamed dimensions weigh 1. For an action the expert takes on
+    # few frames, such as turning the hand near the block, whose share of the loss is
+    # otherwise too small to learn (docs/RESULTS.md, "Weighting the turn").
+    action_loss_weights: dict = field(default_factory=dict)
     augment: bool = True
     shift_pixels: int = 6  # random shift (pad + crop) in pixels of the model's input
     brightness: float = 0.15  # +- relative; no hue change: colour words must keep meaning
@@ -62,7 +67,19 @@ class TrainConfig:
             raise ValueError(f"grounding_weight={self.grounding_weight}, grounding_batch="
                              f"{self.grounding_batch}; expected a positive weight and batch "
                              f"with grounding_data")
+        for name, weight in self.action_loss_weights.items():
+            if not isinstance(weight, (int, float)) or isinstance(weight, bool) or weight < 0:
+                raise ValueError(f"action_loss_weights.{name}={weight!r}; expected a number "
+                                 f">= 0")
         self.model_config(state_dim=1, action_dim=1)  # fail early on bad model keys
+
+    def action_weights(self, action_names: list[str]) -> list[float]:
+        """Per-dimension loss weights in the contract's order; names it lacks are errors."""
+        unknown = sorted(set(self.action_loss_weights) - set(action_names))
+        if unknown:
+            raise ValueError(f"action_loss_weights names {unknown}; the data's actions are "
+                             f"{list(action_names)}")
+        return [float(self.action_loss_weights.get(n, 1.0)) for n in action_names]
 
     def model_config(self, state_dim: int, action_dim: int) -> ModelConfig:
         return build_model_config(self.size, self.model, state_dim, action_dim)

@@ -121,6 +121,9 @@ def train(cfg: TrainConfig, out: str, resume: bool = False, progress: bool | Non
     model, tokenizer, contract, language = (begin.model, begin.tokenizer, begin.contract,
                                             begin.language)
     mcfg = model.cfg
+    # (K * A,): token k * A + a is step k's dimension a
+    token_weight = torch.tensor(cfg.action_weights(contract.action_names),
+                                device=dev).repeat(mcfg.chunk_length)
     model.to(dev).train()
 
     trainable = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
@@ -191,7 +194,8 @@ def train(cfg: TrainConfig, out: str, resume: bool = False, progress: bool | Non
             with torch.autocast(dev.type, dtype=amp_dtype or torch.bfloat16,
                                 enabled=amp_dtype is not None):
                 logits = ddp_model(images, batch["state"].to(dev), lang, lang_mask, tokens)
-            loss = model.loss(logits, tokens, token_mask, cfg.label_sigma_bins) / cfg.grad_accum
+            loss = model.loss(logits, tokens, token_mask, cfg.label_sigma_bins,
+                              token_weight) / cfg.grad_accum
             if grounding is not None:  # co-training: the keypoints keep finding named things
                 g_loss = _grounding_loss(model, grounding, cfg, language, dev, amp_dtype,
                                          augment_gen)
