@@ -32,6 +32,11 @@ def register(subparsers) -> None:
                         "stream: for choosing recipes and ablations, not for final numbers")
     p.add_argument("--execute-steps", type=int, default=None,
                    help="actions of each chunk executed before re-querying (default: all)")
+    p.add_argument("--temporal-ensemble", type=float, default=None, metavar="COEFF",
+                   help="query the policy every step and execute the weighted mean of every "
+                        "chunk's prediction for that step (ACT's temporal ensembling; weights "
+                        "exp(-COEFF * i), i = 0 the oldest; the gripper takes the newest). "
+                        "Try 0.01. Default: off, each chunk runs to its end")
     p.add_argument("--videos", type=int, default=1,
                    help="videos kept per task and split: this many successes, and this "
                         "many failures for each stage where failures stopped (default 1)")
@@ -83,6 +88,13 @@ def _load(args, tasks: list[str] | None):
             loader)
 
 
+def _ensembled(loader, coeff: float):
+    """`loader()`'s policy with temporal ensembling (module level: workers pickle it)."""
+    from policies.temporal_ensemble import TemporalEnsemble
+
+    return TemporalEnsemble(loader(), coeff)
+
+
 def run(args) -> int:
     import json
 
@@ -102,7 +114,17 @@ def run(args) -> int:
     splits = [s.strip() for s in args.splits.split(",") if s.strip()]
     if args.workers < 1:
         raise ValueError(f"--workers={args.workers}; expected at least 1")
+    if args.temporal_ensemble is not None and args.execute_steps is not None:
+        raise ValueError("--temporal-ensemble executes one action per query; drop "
+                         f"--execute-steps={args.execute_steps}")
     policy, env_ids, loader = _load(args, args.tasks)
+    if args.temporal_ensemble is not None:
+        from functools import partial
+
+        from policies.temporal_ensemble import TemporalEnsemble
+
+        policy = TemporalEnsemble(policy, args.temporal_ensemble)
+        loader = partial(_ensembled, loader, args.temporal_ensemble)
     cells = plan_cells(env_ids, splits)
     last = args.seed + args.episodes - 1
     print(f"vla eval: {len(cells)} task/split cells x {args.episodes} episodes = "
@@ -114,6 +136,7 @@ def run(args) -> int:
     result = evaluate(policy, env_ids, splits, args.episodes, seed=args.seed,
                       execute_steps=args.execute_steps, videos=args.videos if args.out else 0,
                       mode=mode, on_video=on_video, workers=args.workers, loader=loader)
+    result["temporal_ensemble"] = args.temporal_ensemble  # None: off
     if args.out:
         paths = write_report(result, args.out)
     if args.json:
