@@ -84,6 +84,12 @@ class FrameDataset(Dataset):
     def __len__(self) -> int:
         return int(self._starts[-1])
 
+    def episode_actions(self, episode: int) -> np.ndarray:
+        """Episode `episode`'s actions (T, A), without reading its images."""
+        if self._memory is not None:
+            return self._memory[episode]["action"]
+        return self._file(episode)["action"][:]
+
     def locate(self, index: int) -> tuple[int, int]:
         """(episode, frame) of item `index`."""
         if not 0 <= index < len(self):

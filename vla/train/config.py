@@ -31,6 +31,10 @@ class TrainConfig:
     # few frames, such as turning the hand near the block, whose share of the loss is
     # otherwise too small to learn (docs/RESULTS.md, "Weighting the turn").
     action_loss_weights: dict = field(default_factory=dict)
+    # Frames whose first action moves a named dimension (|a| > 0.05 of the largest step)
+    # appear this many times per epoch (e.g. {dyaw: 10}): a rare action is then seen
+    # often enough to be learned (docs/RESULTS.md, "Is the turn's direction in the pixels?").
+    oversample: dict = field(default_factory=dict)
     augment: bool = True
     shift_pixels: int = 6  # random shift (pad + crop) in pixels of the model's input
     brightness: float = 0.15  # +- relative; no hue change: colour words must keep meaning
@@ -71,18 +75,29 @@ class TrainConfig:
             if not isinstance(weight, (int, float)) or isinstance(weight, bool) or weight < 0:
                 raise ValueError(f"action_loss_weights.{name}={weight!r}; expected a number "
                                  f">= 0")
+        for name, times in self.oversample.items():
+            if not isinstance(times, int) or isinstance(times, bool) or times < 1:
+                raise ValueError(f"oversample.{name}={times!r}; expected a whole number >= 1")
         self.model_config(state_dim=1, action_dim=1)  # fail early on bad model keys
 
     def action_weights(self, action_names: list[str]) -> list[float]:
         """Per-dimension loss weights in the contract's order; names it lacks are errors."""
-        unknown = sorted(set(self.action_loss_weights) - set(action_names))
-        if unknown:
-            raise ValueError(f"action_loss_weights names {unknown}; the data's actions are "
-                             f"{list(action_names)}")
+        _check_names("action_loss_weights", self.action_loss_weights, action_names)
         return [float(self.action_loss_weights.get(n, 1.0)) for n in action_names]
+
+    def oversample_times(self, action_names: list[str]) -> dict[int, int]:
+        """Action index -> how many times its moving frames appear per epoch."""
+        _check_names("oversample", self.oversample, action_names)
+        return {action_names.index(n): int(t) for n, t in self.oversample.items()}
 
     def model_config(self, state_dim: int, action_dim: int) -> ModelConfig:
         return build_model_config(self.size, self.model, state_dim, action_dim)
+
+
+def _check_names(key: str, mapping: dict, action_names: list[str]) -> None:
+    unknown = sorted(set(mapping) - set(action_names))
+    if unknown:
+        raise ValueError(f"{key} names {unknown}; the data's actions are {list(action_names)}")
 
 
 def build_model_config(size: str, overrides: dict, state_dim: int,

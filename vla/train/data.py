@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 import torch
-from torch.utils.data import ConcatDataset, Sampler
+from torch.utils.data import ConcatDataset, Dataset, Sampler, Subset
 
 from bridges.contract import ActionContract
 from policies.tokenizer import ActionTokenizer
@@ -63,6 +63,27 @@ def frame_dataset(paths: list[str], chunk: int, cameras: list[str],
                   preload: bool = False, image_size: int | None = None) -> ConcatDataset:
     return ConcatDataset([FrameDataset(p, chunk=chunk, cameras=cameras, preload=preload,
                                        image_size=image_size) for p in paths])
+
+
+MOVES = 0.05  # |action| above this (of the largest step) moves that dimension
+
+
+def oversampled(dataset: ConcatDataset, times: dict[int, int]) -> tuple[Dataset, int]:
+    """(`dataset` with each frame whose first action moves dimension d repeated times[d]
+    times (the largest, if it moves several; once if none), the number of such frames)."""
+    if not times:
+        return dataset, 0
+    counts = []
+    for part in dataset.datasets:
+        for episode in range(len(part.paths)):
+            actions = part.episode_actions(episode)  # (T, A)
+            count = np.ones(len(actions), dtype=np.int64)
+            for dim, k in times.items():
+                count = np.where(np.abs(actions[:, dim]) > MOVES, np.maximum(count, k), count)
+            counts.append(count)
+    count = np.concatenate(counts)
+    index = np.repeat(np.arange(len(dataset)), count)
+    return Subset(dataset, index.tolist()), int((count > 1).sum())
 
 
 def collate(items: list[dict]) -> dict:

@@ -18,6 +18,7 @@ import dataclasses
 import json
 import os
 import shutil
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -43,6 +44,7 @@ from vla.train.data import (
     fit_action_tokenizer,
     frame_dataset,
     lr_lambda,
+    oversampled,
 )
 from vla.train.state import load_train_state, save_train_state
 
@@ -124,6 +126,7 @@ def train(cfg: TrainConfig, out: str, resume: bool = False, progress: bool | Non
     # (K * A,): token k * A + a is step k's dimension a
     token_weight = torch.tensor(cfg.action_weights(contract.action_names),
                                 device=dev).repeat(mcfg.chunk_length)
+    oversample = cfg.oversample_times(list(contract.action_names))
     model.to(dev).train()
 
     trainable = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
@@ -143,6 +146,11 @@ def train(cfg: TrainConfig, out: str, resume: bool = False, progress: bool | Non
     # preloaded), so augmentation and the encoder never touch the larger stored frames.
     dataset = frame_dataset(cfg.data, mcfg.chunk_length, mcfg.cameras, cfg.preload,
                             image_size=model.vision.input_size)
+    n_frames = len(dataset)
+    dataset, n_repeated = oversampled(dataset, oversample)
+    if oversample and rank == 0:
+        print(f"oversample {cfg.oversample}: {n_repeated:,} of {n_frames:,} frames repeated; "
+              f"an epoch is {len(dataset):,} frames", file=sys.stderr, flush=True)
     per_step = cfg.batch_size * cfg.grad_accum
     sampler = EpochSampler(len(dataset), cfg.seed, rank, world, start=step * per_step)
     loader = DataLoader(dataset, batch_size=cfg.batch_size, sampler=sampler,
@@ -233,10 +241,12 @@ def train(cfg: TrainConfig, out: str, resume: bool = False, progress: bool | Non
     summary = {"steps": step, "final_loss": loss_value, "seconds": seconds,
                "samples_per_s": samples / seconds if seconds else None,
                "steady_samples_per_s": _rate(samples - samples_steady, t_steady),
-               "frames": len(dataset), "checkpoint": str(ckpt_dir), "world_size": world,
+               "frames": n_frames, "checkpoint": str(ckpt_dir), "world_size": world,
                "device": str(dev), "amp": str(amp_dtype).replace("torch.", "") if amp_dtype
                else "fp32",
                "trainable_parameters": sum(p.numel() for _, p in trainable),
+               **({"oversampled_frames": n_repeated, "epoch_frames": len(dataset)}
+                  if oversample else {}),
                **begin.summary}
     if grounding is not None:
         summary.update(grounding_scenes=len(grounding), final_grounding_loss=grounding_value)
