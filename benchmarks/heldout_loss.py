@@ -24,6 +24,8 @@ import json
 import numpy as np
 import torch
 
+from vla.train.data import MOVES  # |action| above this (of the largest step) is a move
+
 
 def score(policy, paths: list[str], frames: int, seed: int, batch: int = 64) -> dict:
     from vla.train.data import collate, frame_dataset
@@ -63,18 +65,15 @@ def score(policy, paths: list[str], frames: int, seed: int, batch: int = 64) -> 
                                      policy.contract.action_names)}
 
 
-MOVING = 0.05  # |action| above this (a fraction of the largest step) counts as a move
-
-
 def per_dimension(greedy: np.ndarray, expert: np.ndarray, names) -> dict:
     """greedy, expert: (N, A) first actions -> per dimension: the correlation, and on the
     frames where the expert moves, how often the policy moves too and the same way.
-    Bin centres are never exactly 0 (an even number of bins), so "still" is |a| <= MOVING
+    Bin centres are never exactly 0 (an even number of bins), so "still" is |a| <= MOVES
     for both, not a sign test on raw values."""
     out = {}
     for d, name in enumerate(names):
         g, e = greedy[:, d], expert[:, d]
-        e_moves, g_moves = np.abs(e) > MOVING, np.abs(g) > MOVING
+        e_moves, g_moves = np.abs(e) > MOVES, np.abs(g) > MOVES
         both = e_moves & g_moves
         corr = float(np.corrcoef(g, e)[0, 1]) if g.std() > 0 and e.std() > 0 else 0.0
         out[name] = {

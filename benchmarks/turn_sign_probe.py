@@ -22,22 +22,23 @@ import numpy as np
 import torch
 from torch import nn
 
-YAW = 3  # dyaw's index in the Panda action contract (dx, dy, dz, dyaw, gripper)
-
 
 def turn_frames(paths: list[str], camera: str, size: int, threshold: float):
     """Images (N, 3, size, size) in [0, 1] and labels (N,) 1 = positive turn, for every
-    frame whose first action turns by more than `threshold` of the largest step."""
-    from vla.train.data import frame_dataset
+    frame whose first action turns by more than `threshold` of the largest step. Only
+    those frames' images are decoded."""
+    from vla.train.data import dataset_contract, frame_dataset
 
+    yaw = list(dataset_contract(paths).action_names).index("dyaw")
     data = frame_dataset(paths, 1, [camera], image_size=size)
-    images, labels = [], []
-    for i in range(len(data)):
-        item = data[i]
-        turn = float(item["action"][0, YAW])
-        if abs(turn) > threshold:
-            images.append(item["images"][camera].numpy())
-            labels.append(float(turn > 0))
+    images, labels, first = [], [], 0
+    for part in data.datasets:
+        for episode in range(len(part.paths)):
+            turns = part.episode_actions(episode)[:, yaw]  # (T,)
+            for t in np.flatnonzero(np.abs(turns) > threshold):
+                images.append(data[first + int(t)]["images"][camera].numpy())
+                labels.append(float(turns[t] > 0))
+            first += len(turns)
     if not images:
         raise SystemExit(f"no frames of {paths} turn by more than {threshold}")
     x = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).float() / 255
