@@ -43,6 +43,10 @@ class TemporalEnsemble(Policy):
         self._pending.clear()
         self.policy.reset()
 
+    def infer_batch(self, observations: list[dict]) -> list[ActionChunk]:
+        raise NotImplementedError("TemporalEnsemble keeps one episode's history: call "
+                                  "infer() once per step, one wrapper per episode")
+
     def infer(self, observation: dict) -> ActionChunk:
         chunk = self.policy.infer(observation)
         self._pending.append(chunk.actions)

@@ -39,17 +39,32 @@ def test_a_zero_weight_removes_a_dimension_from_the_gradient():
     assert torch.allclose(grad[..., 4], 3 * g_plain[..., 4])
 
 
+def test_token_weights_follow_the_flattened_chunk_order():
+    from vla.train.config import TrainConfig
+
+    names = ["dx", "dy", "dz", "dyaw", "gripper"]
+    cfg = TrainConfig(action_loss_weights={"dyaw": 5.0, "dx": 0.5})
+    w = cfg.token_weights(names, chunk_length=2)  # tokens: (B, K, A).flatten(1)
+    assert w.shape == (10,)
+    for k in range(2):
+        assert w.view(2, 5)[k].tolist() == [0.5, 1.0, 1.0, 5.0, 1.0]
+    assert TrainConfig().token_weights(names, 2) is None  # all ones: the plain loss
+
+
 def test_vla_train_applies_the_weights_by_name(tiny_datasets, tmp_path, capsys):
     off = [f"action_loss_weights.{n}=0" for n in ("dx", "dy", "dz", "dyaw", "gripper")]
     code = main(["train", "--config", TINY, "--data", *tiny_datasets, "--out",
                  str(tmp_path / "off"), "steps=2", "eval_episodes=0", *off])
     assert code == 0
-    assert json.loads(capsys.readouterr().out)["final_loss"] == 0.0  # every token weighs 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["final_weighted_loss"] == 0.0  # every token weighs 0
+    assert summary["final_loss"] > 0  # the plain loss, logged for comparison
     code = main(["train", "--config", TINY, "--data", *tiny_datasets, "--out",
                  str(tmp_path / "on"), "steps=2", "eval_episodes=0",
                  "action_loss_weights.dyaw=5"])
     assert code == 0
-    assert json.loads(capsys.readouterr().out)["final_loss"] > 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["final_weighted_loss"] > summary["final_loss"] > 0
 
 
 def test_bad_weights_name_the_field_and_the_actions(tiny_datasets, tmp_path, capsys):
@@ -62,4 +77,11 @@ def test_bad_weights_name_the_field_and_the_actions(tiny_datasets, tmp_path, cap
     code = main(["train", "--config", TINY, "--data", tiny_datasets[0], "--out",
                  str(tmp_path / "r"), "action_loss_weights.dyaw=-1"])
     assert code == 2
-    assert "action_loss_weights.dyaw=-1; expected a number >= 0" in capsys.readouterr().err
+    assert "action_loss_weights.dyaw=-1; expected a finite number >= 0" in capsys.readouterr().err
+    for override, message in (("action_loss_weights.dyaw=.inf", "dyaw=inf; expected a finite"),
+                              ("action_loss_weights=5", "action_loss_weights=5; expected a "
+                                                        "mapping")):
+        code = main(["train", "--config", TINY, "--data", tiny_datasets[0], "--out",
+                     str(tmp_path / "r"), override])
+        assert code == 2, override
+        assert message in capsys.readouterr().err

@@ -53,6 +53,11 @@ def test_a_bad_coefficient_is_refused():
             TemporalEnsemble(Scripted(), bad)
 
 
+def test_batches_are_refused_one_history_per_episode():
+    with pytest.raises(NotImplementedError, match="one wrapper per episode"):
+        TemporalEnsemble(Scripted()).infer_batch([{}, {}])
+
+
 def test_vla_eval_runs_the_ensembled_policy(tiny_checkpoint, capsys):
     args = ["eval", "--checkpoint", tiny_checkpoint, "--tasks", "touch", "--splits", "L1",
             "--episodes", "2", "--json"]
@@ -62,3 +67,5 @@ def test_vla_eval_runs_the_ensembled_policy(tiny_checkpoint, capsys):
     assert result["cells"]["sims/Touch-v0/L1"]["episodes"] == 2
     assert main([*args, "--temporal-ensemble", "0.01", "--execute-steps", "2"]) == 2
     assert "drop --execute-steps=2" in capsys.readouterr().err
+    assert main([*args, "--temporal-ensemble", "nan"]) == 2
+    assert "--temporal-ensemble=nan; expected a number >= 0" in capsys.readouterr().err

@@ -20,6 +20,7 @@ def test_probe_prints_one_json_object(tiny_datasets):
     proc = _run(tiny_datasets, "--threshold", "0.0")
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout)
+    # the same dataset on both sides: the counts agree, and the probe saw the whole curve
     assert out["train_frames"] > 0 and out["train_frames"] == out["heldout_frames"]
     assert 0.0 <= out["heldout_acc"] <= 1.0 and len(out["heldout_curve"]) == 2
     assert 0.5 <= out["heldout_majority"] <= 1.0

@@ -97,6 +97,7 @@ def _ensembled(loader, coeff: float):
 
 def run(args) -> int:
     import json
+    import math
 
     from vla.eval.report import (
         caption,
@@ -114,6 +115,9 @@ def run(args) -> int:
     splits = [s.strip() for s in args.splits.split(",") if s.strip()]
     if args.workers < 1:
         raise ValueError(f"--workers={args.workers}; expected at least 1")
+    coeff = args.temporal_ensemble
+    if coeff is not None and not (math.isfinite(coeff) and coeff >= 0):
+        raise ValueError(f"--temporal-ensemble={coeff}; expected a number >= 0 (e.g. 0.01)")
     if args.temporal_ensemble is not None and args.execute_steps is not None:
         raise ValueError("--temporal-ensemble executes one action per query; drop "
                          f"--execute-steps={args.execute_steps}")

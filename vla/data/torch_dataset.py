@@ -88,7 +88,8 @@ class FrameDataset(Dataset):
         """Episode `episode`'s actions (T, A), without reading its images."""
         if self._memory is not None:
             return self._memory[episode]["action"]
-        return self._file(episode)["action"][:]
+        with h5py.File(self.paths[episode], "r") as f:  # not cached: read once, before training
+            return f["action"][:]
 
     def locate(self, index: int) -> tuple[int, int]:
         """(episode, frame) of item `index`."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 from policies.config import SIZES, ModelConfig
@@ -71,19 +72,32 @@ class TrainConfig:
             raise ValueError(f"grounding_weight={self.grounding_weight}, grounding_batch="
                              f"{self.grounding_batch}; expected a positive weight and batch "
                              f"with grounding_data")
+        for key, example in (("action_loss_weights", "action_loss_weights.dyaw=10"),
+                             ("oversample", "oversample.dyaw=10")):
+            if not isinstance(getattr(self, key), dict):
+                raise ValueError(f"{key}={getattr(self, key)!r}; expected a mapping of action "
+                                 f"name to value, e.g. {example}")
         for name, weight in self.action_loss_weights.items():
-            if not isinstance(weight, (int, float)) or isinstance(weight, bool) or weight < 0:
-                raise ValueError(f"action_loss_weights.{name}={weight!r}; expected a number "
-                                 f">= 0")
+            if (not isinstance(weight, (int, float)) or isinstance(weight, bool)
+                    or not math.isfinite(weight) or weight < 0):
+                raise ValueError(f"action_loss_weights.{name}={weight!r}; expected a finite "
+                                 f"number >= 0")
         for name, times in self.oversample.items():
             if not isinstance(times, int) or isinstance(times, bool) or times < 1:
                 raise ValueError(f"oversample.{name}={times!r}; expected a whole number >= 1")
         self.model_config(state_dim=1, action_dim=1)  # fail early on bad model keys
 
-    def action_weights(self, action_names: list[str]) -> list[float]:
-        """Per-dimension loss weights in the contract's order; names it lacks are errors."""
+    def token_weights(self, action_names: list[str], chunk_length: int):
+        """Loss weight per action token (K * A,), token k * A + a being step k's dimension
+        a (the order of `tokens.flatten(1)` on (B, K, A)); None when every weight is 1.
+        Names the contract lacks are errors."""
+        import torch  # here, so that reading a config does not load torch
+
         _check_names("action_loss_weights", self.action_loss_weights, action_names)
-        return [float(self.action_loss_weights.get(n, 1.0)) for n in action_names]
+        per_dim = [float(self.action_loss_weights.get(n, 1.0)) for n in action_names]
+        if all(w == 1.0 for w in per_dim):
+            return None
+        return torch.tensor(per_dim).repeat(chunk_length)
 
     def oversample_times(self, action_names: list[str]) -> dict[int, int]:
         """Action index -> how many times its moving frames appear per epoch."""

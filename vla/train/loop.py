@@ -123,9 +123,8 @@ def train(cfg: TrainConfig, out: str, resume: bool = False, progress: bool | Non
     model, tokenizer, contract, language = (begin.model, begin.tokenizer, begin.contract,
                                             begin.language)
     mcfg = model.cfg
-    # (K * A,): token k * A + a is step k's dimension a
-    token_weight = torch.tensor(cfg.action_weights(contract.action_names),
-                                device=dev).repeat(mcfg.chunk_length)
+    token_weight = cfg.token_weights(list(contract.action_names), mcfg.chunk_length)
+    token_weight = None if token_weight is None else token_weight.to(dev)
     oversample = cfg.oversample_times(list(contract.action_names))
     model.to(dev).train()
 
@@ -170,7 +169,7 @@ def train(cfg: TrainConfig, out: str, resume: bool = False, progress: bool | Non
     bar = _progress(cfg.steps, step, main, progress)
     a_dim = len(contract.action_names)
     t_start, samples, loss_value = time.perf_counter(), 0, float("nan")
-    grounding_value = float("nan")
+    grounding_value = weighted_value = float("nan")
 
     def save() -> None:
         """Weights, tokenizer, contract and train state, staged beside the checkpoint and
@@ -190,7 +189,7 @@ def train(cfg: TrainConfig, out: str, resume: bool = False, progress: bool | Non
     first_step, t_steady, samples_steady = step, None, 0
     while step < last:
         optimizer.zero_grad(set_to_none=True)
-        total, grounding_total = 0.0, 0.0
+        total, grounding_total, weighted_total = 0.0, 0.0, 0.0
         for _ in range(cfg.grad_accum):
             batch = next(batches)
             images = {c: _maybe_augment(x, cfg, augment_gen).to(dev)
@@ -204,21 +203,26 @@ def train(cfg: TrainConfig, out: str, resume: bool = False, progress: bool | Non
                 logits = ddp_model(images, batch["state"].to(dev), lang, lang_mask, tokens)
             loss = model.loss(logits, tokens, token_mask, cfg.label_sigma_bins,
                               token_weight) / cfg.grad_accum
+            # Logged: the plain action loss, comparable across runs whatever the weights.
+            if token_weight is None:
+                total += loss.item()
+            else:
+                weighted_total += loss.item()
+                with torch.no_grad():
+                    total += model.loss(logits.detach(), tokens, token_mask,
+                                        cfg.label_sigma_bins).item() / cfg.grad_accum
             if grounding is not None:  # co-training: the keypoints keep finding named things
                 g_loss = _grounding_loss(model, grounding, cfg, language, dev, amp_dtype,
                                          augment_gen)
                 grounding_total += g_loss.item() / cfg.grad_accum
-                total += loss.item()  # the action loss alone, comparable across runs
                 loss = loss + cfg.grounding_weight * g_loss / cfg.grad_accum
-            else:
-                total += loss.item()
             loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
         scheduler.step()
         step += 1
         samples += per_step * world
-        loss_value, grounding_value = total, grounding_total
+        loss_value, grounding_value, weighted_value = total, grounding_total, weighted_total
         if step == first_step + STEADY_AFTER:  # compilation and warm-up are behind us
             t_steady, samples_steady = time.perf_counter(), samples
         if main:
@@ -229,6 +233,8 @@ def train(cfg: TrainConfig, out: str, resume: bool = False, progress: bool | Non
                 writer.add_scalar("train/loss", loss_value, step)
                 if grounding is not None:
                     writer.add_scalar("train/grounding_loss", grounding_value, step)
+                if token_weight is not None:  # what the weighted loss trains on
+                    writer.add_scalar("train/weighted_loss", weighted_value, step)
                 writer.add_scalar("train/lr", scheduler.get_last_lr()[0], step)
                 writer.add_scalar("train/samples_per_s", rate, step)
         if step % cfg.checkpoint_every == 0 or step == last:
@@ -250,6 +256,8 @@ def train(cfg: TrainConfig, out: str, resume: bool = False, progress: bool | Non
                **begin.summary}
     if grounding is not None:
         summary.update(grounding_scenes=len(grounding), final_grounding_loss=grounding_value)
+    if token_weight is not None:
+        summary["final_weighted_loss"] = weighted_value
     if world > 1:  # every replica must hold the same weights: DDP trained one model
         summary["replicas_identical"] = distributed.replicas_identical(model)
     if main:
