@@ -1,0 +1,41 @@
+"""benchmarks/grasp_alignment.py: the misalignment angle, and one JSON object from a policy."""
+
+import importlib.util
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).parent.parent / "benchmarks" / "grasp_alignment.py"
+
+
+def _module():
+    spec = importlib.util.spec_from_file_location("grasp_alignment", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_misalignment_is_to_the_nearest_faces():
+    angle = _module().misalignment_deg
+    cube, bar = (0.02, 0.02, 0.02), (0.018, 0.032, 0.018)
+    assert angle(math.radians(30), 0.0, cube) == pytest.approx(30)
+    assert angle(math.radians(80), 0.0, cube) == pytest.approx(10)  # a cube repeats every 90°
+    assert angle(math.radians(-50), math.radians(40), cube) == pytest.approx(0, abs=1e-9)
+    # a bar closes across its narrow side: its yaw plus 90°, repeating every 180°
+    assert angle(0.0, math.radians(90), bar) == pytest.approx(0, abs=1e-9)
+    assert angle(0.0, 0.0, bar) == pytest.approx(90)
+
+
+def test_benchmark_prints_one_json_object(tiny_checkpoint):
+    proc = subprocess.run([sys.executable, str(SCRIPT), "--checkpoint", tiny_checkpoint,
+                           "--task", "pick", "--episodes", "2"],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    assert out["env_id"] == "sims/Pick-v0" and out["episodes"] == 2
+    assert sum(v["episodes"] for v in out["by_misalignment"].values()) == 2
+    assert [r["seed"] for r in out["episodes_detail"]] == [0, 1]
