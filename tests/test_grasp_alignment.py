@@ -1,26 +1,18 @@
 """benchmarks/grasp_alignment.py: the misalignment angle, and one JSON object from a policy."""
 
-import importlib.util
 import json
 import math
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
+from benchmark_module import BENCHMARKS, load_benchmark
 
-SCRIPT = Path(__file__).parent.parent / "benchmarks" / "grasp_alignment.py"
-
-
-def _module():
-    spec = importlib.util.spec_from_file_location("grasp_alignment", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+SCRIPT = BENCHMARKS / "grasp_alignment.py"
 
 
 def test_misalignment_is_to_the_nearest_faces():
-    angle = _module().misalignment_deg
+    angle = load_benchmark("grasp_alignment").misalignment_deg
     cube, bar = (0.02, 0.02, 0.02), (0.018, 0.032, 0.018)
     assert angle(math.radians(30), 0.0, cube) == pytest.approx(30)
     assert angle(math.radians(80), 0.0, cube) == pytest.approx(10)  # a cube repeats every 90°

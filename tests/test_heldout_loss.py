@@ -1,26 +1,18 @@
 """benchmarks/heldout_loss.py: one JSON object, and a turn metric that a bin centre just
 off zero cannot fool."""
 
-import importlib.util
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
+from benchmark_module import BENCHMARKS, load_benchmark
 
-SCRIPT = Path(__file__).parent.parent / "benchmarks" / "heldout_loss.py"
-
-
-def _module():
-    spec = importlib.util.spec_from_file_location("heldout_loss", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+SCRIPT = BENCHMARKS / "heldout_loss.py"
 
 
 def test_per_dimension_counts_a_near_zero_bin_centre_as_not_turning():
-    bench = _module()
+    bench = load_benchmark("heldout_loss")
     expert = np.array([[0.8], [-0.8], [0.8], [0.0]])  # (N, A): three turns, one still
     still = np.full_like(expert, 0.003125)  # the bin centre nearest 0 with 256 bins
     out = bench.per_dimension(still, expert, ["dyaw"])["dyaw"]

@@ -9,6 +9,7 @@ import re
 import numpy as np
 import pytest
 import torch
+from benchmark_module import load_benchmark
 from safetensors.torch import load_file
 
 from vla.cli import main
@@ -181,12 +182,7 @@ def test_the_object_score_reads_group_0s_mean_map():
 
 
 def test_refusal_threshold_is_split_conformal():
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("grounding_score",
-                                                  "benchmarks/grounding_score.py")
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    bench = load_benchmark("grounding_score")
     scores = np.random.default_rng(0).permutation(100).astype(float)  # 0..99
     assert bench.conformal_threshold(scores, 0.05) == 4.0  # k = floor(0.05 * 101) = 5th lowest
     assert bench.conformal_threshold(scores[:10], 0.05) == float("-inf")  # too few to promise
@@ -220,16 +216,12 @@ def test_grounding_json_chooses_the_score(grounded_run, tiny_checkpoint, tmp_pat
 
 
 def test_refusal_benchmark_unknown_things_are_outside_every_vocabulary():
-    import importlib.util
 
     from sims.language import TEMPLATES
     from sims.scene import COLORS, SHAPES
     from sims.vocabulary import ABSENT_NOUNS, GENERIC_NOUNS, SHAPE_KINDS, color_vocabulary
 
-    spec = importlib.util.spec_from_file_location("grounding_score",
-                                                  "benchmarks/grounding_score.py")
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    bench = load_benchmark("grounding_score")
     known = {w for name in color_vocabulary() for w in name.split()}
     known |= {w for k in SHAPE_KINDS for w in k.words} | set(GENERIC_NOUNS)
     known |= set(COLORS) | set(SHAPES)
