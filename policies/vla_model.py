@@ -116,7 +116,14 @@ class VLAModel(nn.Module):
              token_weight: torch.Tensor | None = None) -> torch.Tensor:
         """Mean cross-entropy over action tokens; `token_mask` (B, K * A) drops padding.
         `token_weight` (K * A,) scales each token's term; the mean stays over the unmasked
-        tokens, so weights of 1 give the plain loss.
+        tokens, so weights of 1 give the plain loss."""
+        return masked_mean(self.token_losses(logits, target_tokens, label_sigma), token_mask,
+                           token_weight)
+
+    @staticmethod
+    def token_losses(logits: torch.Tensor, target_tokens: torch.Tensor,
+                     label_sigma: float = 0.0) -> torch.Tensor:
+        """Cross-entropy per action token (B, K * A).
 
         `label_sigma` > 0 spreads each target over neighbouring bins (a Gaussian of that
         width in bins, as in HL-Gauss): bins are ordered, so predicting the next bin should
@@ -127,14 +134,8 @@ class VLAModel(nn.Module):
             bins = torch.arange(log_p.shape[-1], device=log_p.device, dtype=log_p.dtype)
             soft = torch.exp(-0.5 * ((bins - target_tokens[..., None]) / label_sigma) ** 2)
             soft = soft / soft.sum(-1, keepdim=True)
-            ce = -(soft * log_p).sum(-1)  # (B, N)
-        else:
-            ce = -log_p.gather(-1, target_tokens[..., None]).squeeze(-1)
-        if token_mask is None:
-            token_mask = torch.ones_like(ce)
-        token_mask = token_mask.to(ce.dtype)
-        weighted = ce if token_weight is None else ce * token_weight.to(ce)
-        return (weighted * token_mask).sum() / token_mask.sum().clamp(min=1.0)
+            return -(soft * log_p).sum(-1)  # (B, N)
+        return -log_p.gather(-1, target_tokens[..., None]).squeeze(-1)
 
     # -- inference ----------------------------------------------------------------------------
     @torch.no_grad()
@@ -174,3 +175,12 @@ def _attention_mask(prefix_mask: torch.Tensor, n_actions: int, causal: bool) -> 
     mask = allowed[None] & keys[:, None, :]  # (B, T, T)
     mask |= torch.eye(t, dtype=torch.bool, device=device)[None]  # never an empty row
     return mask[:, None]
+
+
+def masked_mean(values: torch.Tensor, mask: torch.Tensor | None = None,
+                weight: torch.Tensor | None = None) -> torch.Tensor:
+    """Mean of `values` (B, N) over the tokens `mask` (B, N) keeps, each scaled by
+    `weight` (N,) when given (the mean stays over the kept tokens)."""
+    mask = torch.ones_like(values) if mask is None else mask.to(values.dtype)
+    scaled = values if weight is None else values * weight.to(values)
+    return (scaled * mask).sum() / mask.sum().clamp(min=1.0)

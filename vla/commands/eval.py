@@ -118,17 +118,17 @@ def run(args) -> int:
     coeff = args.temporal_ensemble
     if coeff is not None and not (math.isfinite(coeff) and coeff >= 0):
         raise ValueError(f"--temporal-ensemble={coeff}; expected a number >= 0 (e.g. 0.01)")
-    if args.temporal_ensemble is not None and args.execute_steps is not None:
+    if coeff is not None and args.execute_steps is not None:
         raise ValueError("--temporal-ensemble executes one action per query; drop "
                          f"--execute-steps={args.execute_steps}")
     policy, env_ids, loader = _load(args, args.tasks)
-    if args.temporal_ensemble is not None:
+    if coeff is not None:
         from functools import partial
 
         from policies.temporal_ensemble import TemporalEnsemble
 
-        policy = TemporalEnsemble(policy, args.temporal_ensemble)
-        loader = partial(_ensembled, loader, args.temporal_ensemble)
+        policy = TemporalEnsemble(policy, coeff)
+        loader = partial(_ensembled, loader, coeff)
     cells = plan_cells(env_ids, splits)
     last = args.seed + args.episodes - 1
     print(f"vla eval: {len(cells)} task/split cells x {args.episodes} episodes = "
@@ -140,7 +140,7 @@ def run(args) -> int:
     result = evaluate(policy, env_ids, splits, args.episodes, seed=args.seed,
                       execute_steps=args.execute_steps, videos=args.videos if args.out else 0,
                       mode=mode, on_video=on_video, workers=args.workers, loader=loader)
-    result["temporal_ensemble"] = args.temporal_ensemble  # None: off
+    result["temporal_ensemble"] = coeff  # None: off
     if args.out:
         paths = write_report(result, args.out)
     if args.json:

@@ -32,7 +32,7 @@ from bridges.contract import ActionContract
 from policies.checkpoint import fault_point, load_model, recover, save_pretrained, swap_into_place
 from policies.language import LanguageEncoder
 from policies.tokenizer import ActionTokenizer
-from policies.vla_model import VLAModel
+from policies.vla_model import VLAModel, masked_mean
 from vla.train import distributed
 from vla.train.augment import augment_images
 from vla.train.config import TrainConfig
@@ -201,16 +201,14 @@ def train(cfg: TrainConfig, out: str, resume: bool = False, progress: bool | Non
             with torch.autocast(dev.type, dtype=amp_dtype or torch.bfloat16,
                                 enabled=amp_dtype is not None):
                 logits = ddp_model(images, batch["state"].to(dev), lang, lang_mask, tokens)
-            loss = model.loss(logits, tokens, token_mask, cfg.label_sigma_bins,
-                              token_weight) / cfg.grad_accum
+            ce = model.token_losses(logits, tokens, cfg.label_sigma_bins)  # (B, K * A)
+            loss = masked_mean(ce, token_mask, token_weight) / cfg.grad_accum
             # Logged: the plain action loss, comparable across runs whatever the weights.
             if token_weight is None:
                 total += loss.item()
             else:
                 weighted_total += loss.item()
-                with torch.no_grad():
-                    total += model.loss(logits.detach(), tokens, token_mask,
-                                        cfg.label_sigma_bins).item() / cfg.grad_accum
+                total += masked_mean(ce.detach(), token_mask).item() / cfg.grad_accum
             if grounding is not None:  # co-training: the keypoints keep finding named things
                 g_loss = _grounding_loss(model, grounding, cfg, language, dev, amp_dtype,
                                          augment_gen)
