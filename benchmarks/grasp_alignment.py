@@ -5,7 +5,9 @@ the policy's first close with the hand low over the target (gripper command < 0,
 under 5 cm, within 2 cm of the target in xy), reads from the simulator the angle between
 the fingers and the target's faces (a cube's faces repeat every 90°, a bar's every 180°;
 a cylinder needs no turn). One JSON object: success per alignment bucket, success per
-(target shape, base shape) for stack, and one row per episode.
+(target shape, base shape) for stack, per base shape with and without a "twin" (another
+thing of the base's colour, so only the shape word tells them apart), and one row per
+episode.
 
     python benchmarks/grasp_alignment.py --checkpoint policies/checkpoints/default \\
         --task stack --episodes 60
@@ -56,6 +58,8 @@ def run_episode(policy, env, seed: int) -> dict:
                 break
     return {"seed": seed, "success": bool(info["success"]), "target": goal.target.shape,
             "base": goal.other.shape if goal.other is not None else None,
+            "base_twin": goal.other is not None and any(
+                o is not goal.other and o.color == goal.other.color for o in goal.objects),
             "misaligned_deg": misaligned}
 
 
@@ -101,6 +105,8 @@ def main() -> None:
         "by_misalignment": tally(rows, bucket),
         "by_shapes": tally(rows, lambda r: f"{r['target']} on {r['base']}" if r["base"]
                            else r["target"]),
+        "by_base_twin": tally([r for r in rows if r["base"]], lambda r: (
+            f"{r['base']} base, " + ("a twin" if r["base_twin"] else "no twin"))),
         "episodes_detail": rows,
     }))
 

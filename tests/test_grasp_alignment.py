@@ -31,3 +31,17 @@ def test_benchmark_prints_one_json_object(tiny_checkpoint):
     assert out["env_id"] == "sims/Pick-v0" and out["episodes"] == 2
     assert sum(v["episodes"] for v in out["by_misalignment"].values()) == 2
     assert [r["seed"] for r in out["episodes_detail"]] == [0, 1]
+    assert out["by_base_twin"] == {}  # pick names no base
+
+
+def test_stack_rows_say_whether_the_base_has_a_same_colour_twin(tiny_checkpoint):
+    proc = subprocess.run([sys.executable, str(SCRIPT), "--checkpoint", tiny_checkpoint,
+                           "--task", "stack", "--episodes", "1"],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    (row,) = out["episodes_detail"]
+    assert row["base"] in ("cube", "cylinder") and isinstance(row["base_twin"], bool)
+    (key, tally), = out["by_base_twin"].items()
+    assert key == f"{row['base']} base, " + ("a twin" if row["base_twin"] else "no twin")
+    assert tally == {"successes": int(row["success"]), "episodes": 1}
