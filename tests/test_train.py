@@ -150,3 +150,7 @@ def test_final_check_reports_stages_on_the_validation_stream(tiny_datasets, tmp_
         {"config": {"beta": 0.3}, "rounds": [{"beta": 0.3}], "final_checkpoint": "x"}))
     assert recipe_cli.main([str(run), "--final-dagger", str(dagger_run)]) == 0
     assert json.loads(capsys.readouterr().out)["final_dagger"]["rounds"] == [{"beta": 0.3}]
+    assert recipe_cli.main([str(run), "--final-dagger", str(dagger_run), "--after",
+                            str(run)]) == 0  # a fine-tune after that round
+    assert [r["steps"] for r in json.loads(capsys.readouterr().out)["after_final_dagger"]] \
+        == [1]

@@ -2,7 +2,8 @@
 
     python -m vla.recipe runs/default runs/dagger runs/polish/checkpoint \
         [--pretrain runs/pretrain] [--polish runs/polish_1 --polish runs/polish] \
-        [--final-dagger runs/dagger_final] > policies/checkpoints/default/recipe.json
+        [--final-dagger runs/dagger_final] [--after runs/polish_prior] \
+        > policies/checkpoints/default/recipe.json
 
 Reads the runs' own records (train_config.yaml, summary.json, dagger.json, and the
 pretraining, polishing fine-tune and final DAgger runs' when given) and adds the
@@ -20,7 +21,8 @@ from pathlib import Path
 
 def describe(train_run: Path, dagger_run: Path | None = None,
              shipped: Path | None = None, pretrain_run: Path | None = None,
-             polish_runs: list[Path] = (), final_dagger_run: Path | None = None) -> dict:
+             polish_runs: list[Path] = (), final_dagger_run: Path | None = None,
+             after_runs: list[Path] = ()) -> dict:
     import torch
 
     summary = json.loads((train_run / "summary.json").read_text())
@@ -43,6 +45,8 @@ def describe(train_run: Path, dagger_run: Path | None = None,
         record["polish"] = [_training_run(run) for run in polish_runs]
     if final_dagger_run is not None:  # `vla dagger` rounds after the polishing
         record["final_dagger"] = _dagger_run(final_dagger_run)
+    if after_runs:  # `vla finetune` runs after the final DAgger round, in order
+        record["after_final_dagger"] = [_training_run(run) for run in after_runs]
     if shipped is not None:
         record["shipped_checkpoint"] = str(shipped)
     return record
@@ -74,6 +78,8 @@ def main(argv: list[str]) -> int:
                     help="a polishing `vla finetune` run (repeat, in order)")
     ap.add_argument("--final-dagger", type=Path,
                     help="a `vla dagger` run made after the polishing fine-tunes")
+    ap.add_argument("--after", type=Path, action="append", default=[],
+                    help="a `vla finetune` run after the final DAgger run (repeat, in order)")
     try:
         args = ap.parse_args(argv)
     except SystemExit as stop:  # bad arguments: argparse has printed why
@@ -83,7 +89,8 @@ def main(argv: list[str]) -> int:
         print(f"expected at most 3 run paths; got {len(args.runs)}", file=sys.stderr)
         return 2
     print(json.dumps(describe(*args.runs, pretrain_run=args.pretrain,
-                              polish_runs=args.polish, final_dagger_run=args.final_dagger),
+                              polish_runs=args.polish, final_dagger_run=args.final_dagger,
+                              after_runs=args.after),
                      indent=1))
     return 0
 
