@@ -55,13 +55,19 @@ default-policy: install
 	done
 	$(BIN)/vla finetune --config configs/polish_more.yaml --checkpoint runs/polish --out runs/polish_more
 	$(BIN)/vla dagger --config configs/dagger_final.yaml --checkpoint runs/polish_more --out runs/dagger_final
-	final=$$($(BIN)/python -c "import json; print(json.load(open('runs/dagger_final/dagger.json'))['final_checkpoint'])") && \
+	for t in stack push_to; do \
+		$(BIN)/vla collect --task $$t --episodes 1200 --seed 300000 --out data/more2/$$t --workers 2 || exit 1; \
+	done
+	$(BIN)/vla collect --task place --episodes 800 --seed 300000 --out data/more2/place --workers 2
+	dagger=$$($(BIN)/python -c "import json; print(json.load(open('runs/dagger_final/dagger.json'))['final_checkpoint'])") && \
+	$(BIN)/vla finetune --config configs/polish_prior.yaml --checkpoint $$dagger --out runs/polish_prior
+	final=runs/polish_prior/checkpoint && \
 	rm -rf policies/checkpoints/default && mkdir -p policies/checkpoints/default && \
 	cp $$final/config.json $$final/model.safetensors $$final/action_tokenizer.json \
 	   $$final/action_contract.json policies/checkpoints/default/ && \
 	$(BIN)/python -m vla.recipe runs/default runs/dagger $$final \
 	   --pretrain runs/pretrain --polish runs/polish_1 --polish runs/polish \
-	   --polish runs/polish_more --final-dagger runs/dagger_final \
+	   --polish runs/polish_more --final-dagger runs/dagger_final --after runs/polish_prior \
 	   > policies/checkpoints/default/recipe.json
 	$(BIN)/python benchmarks/grounding_score.py --write   # grounding.json: the refusal threshold
 

@@ -19,6 +19,7 @@ def _classes():
     return {"default.yaml": TrainConfig, "quick.yaml": TrainConfig, "tiny.yaml": TrainConfig,
             "dagger.yaml": DaggerConfig, "polish.yaml": FinetuneConfig,
             "polish_more.yaml": FinetuneConfig, "dagger_final.yaml": DaggerConfig,
+            "polish_prior.yaml": FinetuneConfig,
             "pretrain.yaml": PretrainConfig, "wrist.yaml": TrainConfig}
 
 
