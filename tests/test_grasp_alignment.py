@@ -22,12 +22,16 @@ def test_misalignment_is_to_the_nearest_faces():
     assert angle(0.0, 0.0, bar) == pytest.approx(90)
 
 
-def test_benchmark_prints_one_json_object(tiny_checkpoint):
-    proc = subprocess.run([sys.executable, str(SCRIPT), "--checkpoint", tiny_checkpoint,
-                           "--task", "pick", "--episodes", "2"],
+def run_benchmark(checkpoint: str, task: str, episodes: int) -> dict:
+    proc = subprocess.run([sys.executable, str(SCRIPT), "--checkpoint", checkpoint,
+                           "--task", task, "--episodes", str(episodes)],
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
-    out = json.loads(proc.stdout)
+    return json.loads(proc.stdout)
+
+
+def test_benchmark_prints_one_json_object(tiny_checkpoint):
+    out = run_benchmark(tiny_checkpoint, "pick", 2)
     assert out["env_id"] == "sims/Pick-v0" and out["episodes"] == 2
     assert sum(v["episodes"] for v in out["by_misalignment"].values()) == 2
     assert [r["seed"] for r in out["episodes_detail"]] == [0, 1]
@@ -35,11 +39,7 @@ def test_benchmark_prints_one_json_object(tiny_checkpoint):
 
 
 def test_stack_rows_say_whether_the_base_has_a_same_colour_twin(tiny_checkpoint):
-    proc = subprocess.run([sys.executable, str(SCRIPT), "--checkpoint", tiny_checkpoint,
-                           "--task", "stack", "--episodes", "1"],
-                          capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr
-    out = json.loads(proc.stdout)
+    out = run_benchmark(tiny_checkpoint, "stack", 1)
     (row,) = out["episodes_detail"]
     assert row["base"] in ("cube", "cylinder") and isinstance(row["base_twin"], bool)
     (key, tally), = out["by_base_twin"].items()
