@@ -14,12 +14,9 @@ def _classes():
     from vla.dagger.loop import DaggerConfig
     from vla.pretrain.loop import PretrainConfig
     from vla.train.config import TrainConfig
-    from vla.train.finetune import FinetuneConfig
 
     return {"default.yaml": TrainConfig, "quick.yaml": TrainConfig, "tiny.yaml": TrainConfig,
-            "dagger.yaml": DaggerConfig, "polish.yaml": FinetuneConfig,
-            "polish_more.yaml": FinetuneConfig, "dagger_final.yaml": DaggerConfig,
-            "polish_prior.yaml": FinetuneConfig,
+            "dagger.yaml": DaggerConfig,
             "pretrain.yaml": PretrainConfig, "wrist.yaml": TrainConfig}
 
 
