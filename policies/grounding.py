@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 from pathlib import Path
 
 import torch
@@ -184,6 +185,16 @@ def init_from(model: nn.Module, directory: str | Path) -> dict:
             raise ValueError(f"init_from={str(directory)!r} has model.{name}={theirs[name]!r} "
                              f"but this model has {getattr(model.cfg, name)!r}; set "
                              f"model.{name} to match")
+    # A prior is an addition, not a shape: a checkpoint without one may start a model with
+    # one (the prior starts at zero, as `vla finetune location_prior=true` does), but not
+    # the other way round, which would drop trained weights.
+    their_prior = bool(theirs.get("location_prior", False))
+    if their_prior and not model.cfg.location_prior:
+        raise ValueError(f"init_from={str(directory)!r} has model.location_prior=true but "
+                         f"this model has false; set model.location_prior: true")
+    if model.cfg.location_prior and not their_prior:
+        print(f"init_from: {str(directory)!r} has no location prior; this model's starts "
+              f"at zero (untrained)", file=sys.stderr)
     state = load_file(str(path / "model.safetensors"), device="cpu")
     state = {k: v for k, v in state.items() if k not in ("state_mean", "state_std")}
     if isinstance(model, GroundingModel):  # from a policy: its grounding path only

@@ -114,6 +114,24 @@ def test_vla_finetune_adds_the_prior_to_a_policy_without_one(tiny_datasets, tmp_
     assert np.isfinite(np.asarray(chunk.actions)).all()
 
 
+def test_init_from_says_which_way_the_prior_differs(tiny_datasets, tmp_path, capsys):
+    plain = tmp_path / "plain"
+    assert main(["train", "--config", "configs/tiny.yaml", "--data", *tiny_datasets, "--out",
+                 str(plain), "model.keypoint_groups=2", "steps=1", "eval_episodes=0"]) == 0
+    capsys.readouterr()
+    # Without a prior into a model with one: allowed, and the untrained prior is named.
+    with_prior = tmp_path / "with_prior"
+    assert main(["train", "--config", "configs/tiny.yaml", "--data", *tiny_datasets, "--out",
+                 str(with_prior), "model.keypoint_groups=2", "model.location_prior=true",
+                 "steps=1", "eval_episodes=0", f"init_from={plain}"]) == 0
+    assert "has no location prior" in capsys.readouterr().err
+    # With a prior into a model without one: refused, naming the setting to change.
+    assert main(["train", "--config", "configs/tiny.yaml", "--data", *tiny_datasets, "--out",
+                 str(tmp_path / "dropped"), "model.keypoint_groups=2", "steps=1",
+                 "eval_episodes=0", f"init_from={with_prior}"]) == 2
+    assert "set model.location_prior: true" in capsys.readouterr().err
+
+
 def test_vla_finetune_refuses_the_prior_with_frozen_keypoints(tiny_datasets, tmp_path, capsys):
     code = main(["finetune", "--data", *tiny_datasets, "--out", str(tmp_path / "r"),
                  "method=lora", "location_prior=true", "steps=2"])
