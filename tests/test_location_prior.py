@@ -91,13 +91,18 @@ def test_vla_pretrain_trains_and_saves_the_prior(tmp_path):
     assert model.keypoints.location is not None
 
 
+def train_tiny(datasets, out, *overrides) -> int:
+    """`vla train` of the tiny recipe with 2 keypoint groups, no in-sim evaluation."""
+    return main(["train", "--config", "configs/tiny.yaml", "--data", *datasets, "--out",
+                 str(out), "model.keypoint_groups=2", "eval_episodes=0", *overrides])
+
+
 def test_vla_finetune_adds_the_prior_to_a_policy_without_one(tiny_datasets, tmp_path, capsys):
     from policies.vla_policy import VLAPolicy
     from vla.serving.client import sample_observation
 
     base = tmp_path / "base"
-    assert main(["train", "--config", "configs/tiny.yaml", "--data", *tiny_datasets, "--out",
-                 str(base), "model.keypoint_groups=2", "steps=2", "eval_episodes=0"]) == 0
+    assert train_tiny(tiny_datasets, base, "steps=2") == 0
     capsys.readouterr()
     tuned = tmp_path / "tuned"
     assert main(["finetune", "--checkpoint", str(base / "checkpoint"), "--data",
@@ -116,19 +121,16 @@ def test_vla_finetune_adds_the_prior_to_a_policy_without_one(tiny_datasets, tmp_
 
 def test_init_from_says_which_way_the_prior_differs(tiny_datasets, tmp_path, capsys):
     plain = tmp_path / "plain"
-    assert main(["train", "--config", "configs/tiny.yaml", "--data", *tiny_datasets, "--out",
-                 str(plain), "model.keypoint_groups=2", "steps=1", "eval_episodes=0"]) == 0
+    assert train_tiny(tiny_datasets, plain, "steps=1") == 0
     capsys.readouterr()
     # Without a prior into a model with one: allowed, and the untrained prior is named.
     with_prior = tmp_path / "with_prior"
-    assert main(["train", "--config", "configs/tiny.yaml", "--data", *tiny_datasets, "--out",
-                 str(with_prior), "model.keypoint_groups=2", "model.location_prior=true",
-                 "steps=1", "eval_episodes=0", f"init_from={plain}"]) == 0
+    assert train_tiny(tiny_datasets, with_prior, "model.location_prior=true", "steps=1",
+                      f"init_from={plain}") == 0
     assert "has no location prior" in capsys.readouterr().err
     # With a prior into a model without one: refused, naming the setting to change.
-    assert main(["train", "--config", "configs/tiny.yaml", "--data", *tiny_datasets, "--out",
-                 str(tmp_path / "dropped"), "model.keypoint_groups=2", "steps=1",
-                 "eval_episodes=0", f"init_from={with_prior}"]) == 2
+    assert train_tiny(tiny_datasets, tmp_path / "dropped", "steps=1",
+                      f"init_from={with_prior}") == 2
     assert "set model.location_prior: true" in capsys.readouterr().err
 
 
