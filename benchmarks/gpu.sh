@@ -5,6 +5,10 @@
 #
 #     bash benchmarks/gpu.sh            # after `make install`, on a machine with CUDA
 #
+# On a machine with torch but without the simulator, give a dataset and a frame made here:
+#     DATA=dir FRAME=file PY=python3 bash benchmarks/gpu.sh
+# (DATA from `vla collect`; FRAME from `benchmarks/serve_latency.py --save-frame file`).
+#
 # Each part has its own time limit, so a stuck part cannot eat the whole budget; a part
 # that fails or times out is reported as {"error": ...} and the rest still run.
 set -uo pipefail
@@ -12,6 +16,8 @@ cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
 CKPT=${CKPT:-policies/checkpoints/default}
 tmp=$(mktemp -d)
+DATA_ARGS=(); [[ -n "${DATA:-}" ]] && DATA_ARGS=(--data "$DATA")
+FRAME_ARGS=(); [[ -n "${FRAME:-}" ]] && FRAME_ARGS=(--frame "$FRAME")
 
 if ! "$PY" -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)"; then
   echo '{"benchmark": "gpu", "error": "no CUDA device visible to torch"}'
@@ -30,11 +36,11 @@ part() {  # part NAME SECONDS CMD...: the command's JSON (last line) into $tmp/N
 }
 
 part latency 150 "$PY" benchmarks/policy_latency.py --checkpoint "$CKPT" --device cuda \
-  --dtype bfloat16 --batch 1,32 --iters 200
+  --dtype bfloat16 --batch 1,32 --iters 200 "${FRAME_ARGS[@]}"
 part train 240 "$PY" benchmarks/train_throughput.py --device cuda --steps 100 \
-  --variants data_path,layout
+  --variants data_path,layout "${DATA_ARGS[@]}"
 part serve 150 "$PY" benchmarks/serve_latency.py --policy "$CKPT" --device cuda \
-  --clients 1,4,16 --client-procs 4 --requests 1000
+  --clients 1,4,16 --client-procs 4 --requests 1000 "${FRAME_ARGS[@]}"
 
 "$PY" - "$tmp" <<'PYEOF'
 import json, pathlib, sys

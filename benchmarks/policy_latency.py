@@ -62,6 +62,20 @@ def time_policy(policy, obs, batch: int, iters: int) -> list[float]:
     return times
 
 
+def first_observation(policy, frame: str | None) -> dict:
+    """An observation with the views (and frame size) the policy's contract names."""
+    if frame:
+        from frames import load_frame
+
+        return load_frame(frame)[1]
+    import gymnasium as gym
+
+    import sims  # noqa: F401
+    from sims.camera import camera_options
+
+    return gym.make("sims/Pick-v0", **camera_options(policy.contract.cameras)).reset(seed=0)[0]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", default="small")
@@ -71,12 +85,10 @@ def main() -> None:
     parser.add_argument("--dtype", default="auto")
     parser.add_argument("--iters", type=int, default=100)
     parser.add_argument("--batch", default="1")
+    parser.add_argument("--frame", help="the observation from this file (serve_latency.py "
+                        "--save-frame) instead of the simulator's; its views must match")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    import gymnasium as gym
-
-    import sims  # noqa: F401
-    from sims.camera import camera_options
 
     result = {"threads": args.threads, "device": args.device, "size": args.size,
               "checkpoint": args.checkpoint, "cpu_count": os.cpu_count()}
@@ -84,9 +96,7 @@ def main() -> None:
         if args.checkpoint and decoder != "parallel":
             continue  # a checkpoint has one decoder
         policy = build_policy(args, decoder)
-        # An observation with the views (and frame size) the policy's contract names.
-        obs, _ = gym.make("sims/Pick-v0", **camera_options(policy.contract.cameras)).reset(
-            seed=0)
+        obs = first_observation(policy, args.frame)
         result["params"] = sum(p.numel() for p in policy.model.parameters())
         result["model_mb_fp32"] = round(result["params"] * 4 / 2**20, 2)
         result["chunk_length"] = policy.cfg.chunk_length

@@ -31,8 +31,16 @@ TARGET_OVERHEAD_P50_MS = 0.5
 TARGET_SCALING_16 = 1.5
 
 
-def task_setup(task: str) -> tuple:
-    """(contract, observation) of the task's first frame (seed 0)."""
+def task_setup(task: str, frame: str | None = None) -> tuple:
+    """(contract, observation) of the task's first frame (seed 0), or read from `frame`.
+
+    A frame file (msgpack, written by `--save-frame`) lets the benchmark run where the
+    simulator is not installed, e.g. on a GPU machine that has torch but no PyBullet.
+    """
+    if frame:
+        from frames import load_frame
+
+        return load_frame(frame)
     import gymnasium as gym
 
     from bridges.contract import ActionContract
@@ -53,12 +61,13 @@ def task_setup(task: str) -> tuple:
     return contract, obs
 
 
-def serve(spec: str, device: str, task: str, server_kwargs: dict, conn) -> None:
+def serve(spec: str, device: str, task: str, frame: str | None, server_kwargs: dict,
+          conn) -> None:
     """Server process: serve until the parent says stop, then send back the stats."""
     from vla.serving.policies import load_policy
     from vla.serving.server import PolicyServer, ServerConfig
 
-    contract, _ = task_setup(task)
+    contract, _ = task_setup(task, frame)
     policy = load_policy(spec, device=device, contract=contract)
     server = PolicyServer(policy, ServerConfig(bind="tcp://127.0.0.1:*", **server_kwargs),
                           policy_name=spec).start()
@@ -138,6 +147,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--policy", default="builtin:hold", help="policy spec to serve")
     parser.add_argument("--task", default="sims/Pick-v0", help="task (contract, observation)")
+    parser.add_argument("--frame", help="read the contract and observation from this file "
+                        "(written by --save-frame) instead of starting the simulator")
+    parser.add_argument("--save-frame", help="write the task's contract and first observation "
+                        "to this file")
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     parser.add_argument("--requests", type=int, default=3000, help="sequential requests timed")
     parser.add_argument("--seconds", type=float, default=3.0, help="per throughput level")
@@ -150,7 +163,11 @@ def main() -> None:
 
     from vla.serving.policies import load_policy
 
-    contract, obs = task_setup(args.task)
+    contract, obs = task_setup(args.task, args.frame)
+    if args.save_frame:
+        from frames import save_frame
+
+        save_frame(args.save_frame, contract, obs)
     policy = load_policy(args.policy, device=args.device, contract=contract)
     for _ in range(200):
         policy.infer(obs)
@@ -165,7 +182,7 @@ def main() -> None:
     server_kwargs = {"max_batch": args.max_batch, "max_wait_ms": args.max_wait_ms,
                      "log_every_s": 1e9}
     server = ctx.Process(target=serve, args=(args.policy, args.device, args.task,
-                                             server_kwargs, child))
+                                             args.frame, server_kwargs, child))
     server.start()
     try:
         if not parent.poll(120):

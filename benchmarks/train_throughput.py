@@ -98,17 +98,22 @@ def main() -> None:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--variants", default=",".join(VARIANTS),
                         help=f"comma-separated subset of {','.join(VARIANTS)}")
+    parser.add_argument("--data", help="train on this dataset instead of collecting 24 pick "
+                        "episodes first (for machines without the simulator)")
     parser.add_argument("overrides", nargs="*", help="config overrides, key=value")
     args = parser.parse_args()
 
-    from vla.data.collect import collect
-
     tmp = tempfile.mkdtemp()
-    with contextlib.redirect_stdout(sys.stderr):
-        collect("pick", 24, f"{tmp}/data", workers=2, progress=False)
+    data = args.data
+    if data is None:
+        from vla.data.collect import collect
+
+        data = f"{tmp}/data"
+        with contextlib.redirect_stdout(sys.stderr):
+            collect("pick", 24, data, workers=2, progress=False)
     rates, cfg = {}, None
     for name in args.variants.split(","):
-        rates[name], cfg = run_variant(name, args.config, f"{tmp}/data", args.steps,
+        rates[name], cfg = run_variant(name, args.config, data, args.steps,
                                        args.device, args.overrides, tmp)
         print(f"{name}: {rates[name]} samples/s", file=sys.stderr)
     names = list(rates)
