@@ -1,4 +1,4 @@
-"""How much does the hand's misalignment at the grasp cost a policy?
+"""How much do the hand's misalignment at the grasp, and its aim at the release, cost a policy?
 
 Runs a policy on the validation stream of a grasping task (pick, place, stack) and, at
 the policy's first close with the hand low over the target (gripper command < 0, hand
@@ -8,6 +8,14 @@ a cylinder needs no turn). One JSON object: success per alignment bucket, succes
 (target shape, base shape) for stack, per base shape with and without a "twin" (another
 thing of the base's colour, so only the shape word tells them apart), and one row per
 episode.
+
+For place and stack it also reads the first release of the carried target (the gripper
+command turns open while the hand holds the target at least 1 cm above where it
+started): how far the target, and the hand, are from the goal in xy (the base's centre;
+the zone's centre), how far the target sits from the hand's centre in the grip, and the
+target's tilt. `by_release` sorts the episodes by the target's offset at release;
+`release_medians` gives the medians for successes and failures. The scripted expert runs
+the same seeds through the same readings (`expert_release_medians`), as the baseline.
 
     python benchmarks/grasp_alignment.py --checkpoint policies/checkpoints/default \\
         --task stack --episodes 60
@@ -23,6 +31,9 @@ from collections import defaultdict
 import numpy as np
 
 BUCKETS = ((0.0, 10.0, "<10"), (10.0, 25.0, "10-25"), (25.0, 91.0, ">=25"))
+RELEASE_BUCKETS = ((0.0, 1.5, "<1.5 cm"), (1.5, 3.0, "1.5-3 cm"), (3.0, 1e9, ">=3 cm"))
+RELEASE_KEYS = ("target_goal_cm", "hand_goal_cm", "grip_offset_cm", "tilt_deg")
+HELD_ABOVE_START_M = 0.01
 
 
 def misalignment_deg(target_yaw: float, hand_yaw: float, dims: tuple[float, ...]) -> float:
@@ -35,23 +46,66 @@ def misalignment_deg(target_yaw: float, hand_yaw: float, dims: tuple[float, ...]
     return abs(math.degrees(err))
 
 
+def tilt_deg(p, body: int) -> float:
+    """Angle (degrees) between the body's up axis and the world's."""
+    _, quat = p.getBasePositionAndOrientation(body)
+    up_z = np.array(p.getMatrixFromQuaternion(quat)).reshape(3, 3)[2, 2]
+    return math.degrees(math.acos(float(np.clip(up_z, -1.0, 1.0))))
+
+
+def goal_xy(u) -> np.ndarray | None:
+    """Where the task wants the target (xy), or None for tasks that carry it nowhere."""
+    from sims.scene import object_pose
+
+    if u.task_name == "stack":
+        return object_pose(u.p, u.goal.other)[0][:2]
+    if u.task_name == "place":
+        return np.asarray(u.goal.zone.center)[:2]
+    return None
+
+
+def release_reading(u, start_z: float) -> dict | None:
+    """At a release: the offsets (cm) and tilt, if the hand holds the target up high."""
+    from sims.scene import object_pose
+
+    goal = goal_xy(u)
+    pos = object_pose(u.p, u.goal.target)[0]
+    held = u.robot.touches(u.goal.target.body) and pos[2] - start_z >= HELD_ABOVE_START_M
+    if goal is None or not held:
+        return None
+    hand = np.asarray(u.robot.ee_pose()[0])
+    return {"target_goal_cm": _xy_cm(pos, goal), "hand_goal_cm": _xy_cm(hand, goal),
+            "grip_offset_cm": _xy_cm(pos, hand),
+            "tilt_deg": round(tilt_deg(u.p, u.goal.target.body), 1)}
+
+
+def _xy_cm(a: np.ndarray, b: np.ndarray) -> float:
+    return round(100 * float(np.linalg.norm(a[:2] - b[:2])), 2)
+
+
 def run_episode(policy, env, seed: int) -> dict:
+    """One episode of `policy` (None: the scripted expert, one action at a time)."""
     from sims.experts import make_expert
     from sims.scene import SHAPES, object_pose
 
     obs, info = env.reset(seed=seed)
-    policy.reset()
     u, expert = env.unwrapped, make_expert(env)
+    if policy is not None:
+        policy.reset()
     goal = u.goal
     kind, dims = SHAPES[goal.target.shape]
-    misaligned, done = None, False
+    start_z = object_pose(u.p, goal.target)[0][2]
+    misaligned, release, closed, done = None, None, False, False
     while not done:
-        for action in policy.infer(obs).actions:
+        for action in (policy.infer(obs).actions if policy is not None else [expert.act()]):
             ee, hand_yaw = expert.ee()
             pos, target_yaw = object_pose(u.p, goal.target)
             low_over = ee[2] < 0.05 and np.linalg.norm(ee[:2] - pos[:2]) < 0.02
             if misaligned is None and kind == "box" and action[4] < 0 and low_over:
                 misaligned = round(misalignment_deg(target_yaw, hand_yaw, dims), 1)
+            if release is None and closed and action[4] >= 0:
+                release = release_reading(u, start_z)
+            closed = action[4] < 0
             obs, _, terminated, truncated, info = env.step(action)
             done = terminated or truncated
             if done:
@@ -60,7 +114,25 @@ def run_episode(policy, env, seed: int) -> dict:
             "base": goal.other.shape if goal.other is not None else None,
             "base_twin": goal.other is not None and any(
                 o is not goal.other and o.color == goal.other.color for o in goal.objects),
-            "misaligned_deg": misaligned}
+            "misaligned_deg": misaligned, "release": release}
+
+
+def release_bucket(row: dict) -> str:
+    if row["release"] is None:
+        return "never released it held up"
+    offset = row["release"]["target_goal_cm"]
+    return next(name for lo, hi, name in RELEASE_BUCKETS if lo <= offset < hi)
+
+
+def release_medians(rows: list[dict]) -> dict:
+    """Per outcome: the median of each release reading over the episodes that released."""
+    out = {}
+    for outcome, keep in (("successes", True), ("failures", False)):
+        released = [r["release"] for r in rows if r["success"] == keep and r["release"]]
+        out[outcome] = {"released": len(released), **{
+            k: round(float(np.median([r[k] for r in released])), 2) if released else None
+            for k in RELEASE_KEYS}}
+    return out
 
 
 def bucket(row: dict) -> str:
@@ -96,7 +168,10 @@ def main() -> None:
     policy = load_policy(args.checkpoint, device="cpu")
     env_id = resolve_env_id(args.task)
     env = gym.make(env_id, split="L1", mode="val", **camera_options(policy.contract.cameras))
-    rows = [run_episode(policy, env, s) for s in range(args.seed, args.seed + args.episodes)]
+    seeds = range(args.seed, args.seed + args.episodes)
+    rows = [run_episode(policy, env, s) for s in seeds]
+    carries = env.unwrapped.task_name in ("place", "stack")
+    expert_rows = [run_episode(None, env, s) for s in seeds] if carries else []
     print(json.dumps({
         "benchmark": "grasp_alignment", "checkpoint": args.checkpoint or "default",
         "env_id": env_id, "stream": "val", "split": "L1",
@@ -107,6 +182,10 @@ def main() -> None:
                            else r["target"]),
         "by_base_twin": tally([r for r in rows if r["base"]], lambda r: (
             f"{r['base']} base, " + ("a twin" if r["base_twin"] else "no twin"))),
+        **({"by_release": tally(rows, release_bucket),
+            "release_medians": release_medians(rows),
+            "expert_successes": sum(r["success"] for r in expert_rows),
+            "expert_release_medians": release_medians(expert_rows)} if carries else {}),
         "episodes_detail": rows,
     }))
 

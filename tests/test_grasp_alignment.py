@@ -36,6 +36,7 @@ def test_benchmark_prints_one_json_object(tiny_checkpoint):
     assert sum(v["episodes"] for v in out["by_misalignment"].values()) == 2
     assert [r["seed"] for r in out["episodes_detail"]] == [0, 1]
     assert out["by_base_twin"] == {}  # pick names no base
+    assert "by_release" not in out and out["episodes_detail"][0]["release"] is None
 
 
 def test_stack_rows_say_whether_the_base_has_a_same_colour_twin(tiny_checkpoint):
@@ -45,3 +46,14 @@ def test_stack_rows_say_whether_the_base_has_a_same_colour_twin(tiny_checkpoint)
     (key, tally), = out["by_base_twin"].items()
     assert key == f"{row['base']} base, " + ("a twin" if row["base_twin"] else "no twin")
     assert tally == {"successes": int(row["success"]), "episodes": 1}
+
+
+def test_stack_reads_the_release_and_the_expert_releases_over_the_base(tiny_checkpoint):
+    out = run_benchmark(tiny_checkpoint, "stack", 1)
+    assert sum(v["episodes"] for v in out["by_release"].values()) == 1
+    # The expert's own release, read the same way: the block held up, aimed at the base.
+    assert out["expert_successes"] == 1
+    expert = out["expert_release_medians"]["successes"]
+    assert expert["released"] == 1
+    assert expert["target_goal_cm"] < 1.5 and expert["tilt_deg"] < 10
+    assert out["expert_release_medians"]["failures"]["released"] == 0
