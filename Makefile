@@ -36,7 +36,8 @@ bench: install
 # Reproduce the shipped default policy: collect the demonstrations (400 per training task,
 # then more of the harder tasks from other seeds), pretrain the grounding, train on every
 # demonstration at once, one DAgger round (configs/dagger.yaml), copy the checkpoint
-# (without its optimizer state) into the package.
+# (without its optimizer state) into the package, then calibrate the refusal threshold
+# and choose, on validation episodes, how many actions of each chunk to run.
 DEFAULT_TASKS := pick place stack push_to touch
 MORE_TASKS := pick place stack push_to  # 800 more demonstrations each (data/more)
 MORE2_TASKS := stack push_to  # 1,200 more each (data/more2), and 800 more of place
@@ -61,6 +62,7 @@ default-policy: install
 	$(BIN)/python -m vla.recipe runs/default runs/dagger $$final --pretrain runs/pretrain \
 	   > policies/checkpoints/default/recipe.json
 	$(BIN)/python benchmarks/grounding_score.py --write   # grounding.json: the refusal threshold
+	$(BIN)/python benchmarks/execute_steps.py --write     # execution.json: re-plan every N steps
 
 clean:
 	rm -rf $(VENV) out .pytest_cache

@@ -41,6 +41,10 @@ class Policy(ABC):
     """
 
     contract: ActionContract
+    # How many actions of each chunk to run before asking again, as chosen for this policy
+    # on validation episodes (execution.json beside a checkpoint); None: the whole chunk.
+    # `vla eval` uses it unless told otherwise.
+    execute_steps: int | None = None
 
     @abstractmethod
     def infer(self, observation: dict) -> ActionChunk:

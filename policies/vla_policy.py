@@ -63,6 +63,7 @@ class VLAPolicy(Policy):
             raise ValueError(f"{directory}/grounding.json: score={score!r} needs referent "
                              f"keypoints, but model.keypoint_groups={cfg.keypoint_groups}")
         policy.grounding_kind = score
+        policy.execute_steps = read_execution(directory, cfg.chunk_length)
         return policy
 
     def _check(self, obs: dict) -> None:
@@ -115,6 +116,25 @@ class VLAPolicy(Policy):
 
 
 GROUNDING_FILE = "grounding.json"
+EXECUTION_FILE = "execution.json"
+
+
+def read_execution(directory, chunk_length: int) -> int | None:
+    """`execute_steps` from DIR/execution.json (benchmarks/execute_steps.py --write), or
+    None (run whole chunks) when there is no such file or it says null."""
+    import json
+    from pathlib import Path
+
+    path = Path(directory) / EXECUTION_FILE
+    if not path.is_file():
+        return None
+    value = json.loads(path.read_text()).get("execute_steps", "missing")
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= chunk_length:
+        raise ValueError(f"{path}: execute_steps={value!r}; expected null or a whole number "
+                         f"from 1 to the chunk length {chunk_length}")
+    return value
 
 
 def read_grounding(directory) -> tuple[float | None, str]:

@@ -31,7 +31,8 @@ def register(subparsers) -> None:
                    help="run the validation stream (mode=val) instead of the evaluation "
                         "stream: for choosing recipes and ablations, not for final numbers")
     p.add_argument("--execute-steps", type=int, default=None,
-                   help="actions of each chunk executed before re-querying (default: all)")
+                   help="actions of each chunk executed before re-querying; 0 = the whole "
+                        "chunk (default: what the checkpoint's execution.json says, else 0)")
     p.add_argument("--temporal-ensemble", type=float, default=None, metavar="COEFF",
                    help="query the policy every step and execute the weighted mean of every "
                         "chunk's prediction for that step (ACT's temporal ensembling; weights "
@@ -95,6 +96,14 @@ def _ensembled(loader, coeff: float):
     return TemporalEnsemble(loader(), coeff)
 
 
+def _execution(execute: int | None, coeff: float | None) -> str:
+    if coeff is not None:
+        return f"a query every step, chunks blended (temporal ensemble {coeff})"
+    if not execute:
+        return "each chunk runs to its end"
+    return f"re-planning every {execute} step{'s' if execute > 1 else ''}"
+
+
 def run(args) -> int:
     import json
     import math
@@ -121,7 +130,13 @@ def run(args) -> int:
     if coeff is not None and args.execute_steps is not None:
         raise ValueError("--temporal-ensemble executes one action per query; drop "
                          f"--execute-steps={args.execute_steps}")
+    if args.execute_steps is not None and args.execute_steps < 0:
+        raise ValueError(f"--execute-steps={args.execute_steps}; expected 0 (the whole chunk) "
+                         f"or more")
     policy, env_ids, loader = _load(args, args.tasks)
+    execute = args.execute_steps
+    if execute is None and coeff is None:
+        execute = policy.execute_steps  # the checkpoint's execution.json, if any
     if coeff is not None:
         from functools import partial
 
@@ -134,13 +149,14 @@ def run(args) -> int:
     print(f"vla eval: {len(cells)} task/split cells x {args.episodes} episodes = "
           f"{len(cells) * args.episodes} episodes; splits {','.join(splits)}; "
           f"{STREAM_NAMES[mode]} stream (mode={mode}), seeds {args.seed}-{last}; "
-          f"{args.workers} worker{'s' if args.workers > 1 else ''}",
-          file=sys.stderr, flush=True)
+          f"{args.workers} worker{'s' if args.workers > 1 else ''}; "
+          f"{_execution(execute, coeff)}", file=sys.stderr, flush=True)
     on_video = (lambda rec: write_episode_video(rec, args.out)) if args.out else None
     result = evaluate(policy, env_ids, splits, args.episodes, seed=args.seed,
-                      execute_steps=args.execute_steps, videos=args.videos if args.out else 0,
+                      execute_steps=execute or None, videos=args.videos if args.out else 0,
                       mode=mode, on_video=on_video, workers=args.workers, loader=loader)
     result["temporal_ensemble"] = coeff  # None: off
+    result["execute_steps"] = execute or None  # None: whole chunks
     if args.out:
         paths = write_report(result, args.out)
     if args.json:

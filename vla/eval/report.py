@@ -37,6 +37,8 @@ def caption(result: dict) -> str:
     first, n = result["seed"], result["episodes"]
     line = (f"{STREAM_NAMES.get(mode, mode).capitalize()} stream (mode={mode}), seeds "
             f"{first}-{first + n - 1}: {n} episodes per task and split.")
+    if result.get("execute_steps"):
+        line += f" Re-planning every {result['execute_steps']} step(s) of each chunk."
     if mode == "val":
         line += " For choices while developing; report final numbers on the evaluation stream."
     return line
