@@ -272,6 +272,12 @@ class ControlLoop:
         recent = self.stats.rtt_s[-20:]
         latency = float(np.percentile(recent, 90)) if recent else self.period
         lead = math.ceil(latency / self.period) + c.lead_margin
+        # The policy's own choice (hello_reply.capabilities.execute_steps): ask again once
+        # that many of a chunk's actions have run, sooner if the latency needs it.
+        chunk = getattr(self.link.server_contract, "chunk_length", None)
+        execute = (self.link.server_capabilities or {}).get("execute_steps")
+        if isinstance(execute, int) and chunk and 1 <= execute < chunk:
+            lead = max(lead, chunk - execute)
         return self.schedule.remaining(self.tick) <= lead
 
     def _ask(self, deadline_s: float | None = None) -> None:

@@ -91,6 +91,25 @@ def test_long_chunks_async_requery_asks_ahead_and_ensembling_asks_every_tick(mod
     assert max(abs(np.array(c.action[:3])).max() for c in moves(robot)) <= 0.05 + 1e-6
 
 
+def test_async_requery_follows_the_policys_execute_steps():
+    """A policy chosen to run 2 actions of each chunk (execution.json) says so in its
+    hello_reply; the async loop then asks again every second tick, not about every sixth."""
+    contract = replace(PICK, chunk_length=8)
+    policy = load_policy("builtin:random", contract=contract)
+    policy.execute_steps = 2
+    server = PolicyServer(policy, ServerConfig(bind="tcp://127.0.0.1:*", log_every_s=60))
+    server.start()
+    try:
+        robot = MockRobot(contract=PICK)
+        with robot, ControlLoop(robot, server.endpoint) as loop:
+            summary = loop.run(steps=24)
+            assert loop.link.server_capabilities["execute_steps"] == 2
+    finally:
+        server.stop()
+    assert summary["acted"] == 24 and not summary["held"]
+    assert 11 <= summary["chunks"] <= 14  # one chunk per 2 ticks (the first before tick 0)
+
+
 def test_a_robot_whose_contract_differs_is_refused_with_the_field_named(hold_server):
     robot = MockRobot(contract={**PICK.to_dict(), "control_hz": 20.0})
     loop = ControlLoop(robot, hold_server, LoopConfig(connect_timeout_s=5))

@@ -358,6 +358,8 @@ class PolicyServer:
             "grounding_threshold": getattr(self.policy, "grounding_threshold", None),
             # How the policy reads its heat maps into `grounding` (docs/protocol.md).
             "grounding_score": getattr(self.policy, "grounding_kind", None),
+            # How many actions of each chunk to run before asking again (execution.json).
+            "execute_steps": getattr(self.policy, "execute_steps", None),
         }
 
     def _require_session(self, key: bytes, msg: dict) -> Session:
