@@ -128,7 +128,14 @@ def read_execution(directory, chunk_length: int) -> int | None:
     path = Path(directory) / EXECUTION_FILE
     if not path.is_file():
         return None
-    value = json.loads(path.read_text()).get("execute_steps", "missing")
+    try:
+        record = json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path} is not JSON ({err})") from None
+    if not isinstance(record, dict) or "execute_steps" not in record:
+        raise ValueError(f"{path}: expected {{\"execute_steps\": number or null, ...}} as "
+                         f"benchmarks/execute_steps.py --write writes it")
+    value = record["execute_steps"]
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= chunk_length:

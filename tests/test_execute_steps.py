@@ -53,6 +53,15 @@ def test_a_bad_execution_json_names_the_file_the_field_and_the_value(checkpoint,
         VLAPolicy.from_pretrained(checkpoint, device="cpu")
 
 
+@pytest.mark.parametrize("text, message", [("{", "is not JSON"), ("[2]", "expected {"),
+                                           ("{}", "expected {")])
+def test_a_malformed_execution_json_is_a_clear_error(checkpoint, text, message):
+    (checkpoint / EXECUTION_FILE).write_text(text)
+    with pytest.raises(ValueError, match="execution.json") as err:
+        VLAPolicy.from_pretrained(checkpoint, device="cpu")
+    assert message in str(err.value)
+
+
 def test_vla_eval_refuses_a_negative_execute_steps(checkpoint):
     err = io.StringIO()
     with contextlib.redirect_stderr(err):
