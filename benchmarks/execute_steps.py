@@ -6,8 +6,9 @@ length, while asking again after fewer steps closes the loop more often (the bri
 asynchronous loop already asks again about every second tick, docs/RESULTS.md). Each
 candidate (0 = the whole chunk) runs the L1 validation episodes of every training task
 (`vla eval --validation --splits L1`, seeds 0-199); the one with the most successes is
-chosen, ties to the one listed first (fewer queries first in the default order). `--write` stores it in CHECKPOINT/execution.json, which
-`VLAPolicy.execute_steps` reads and `vla eval` uses unless `--execute-steps` is given.
+chosen, ties to the one listed first (fewer queries first in the default order).
+`--write` stores it in CHECKPOINT/execution.json, which `VLAPolicy.execute_steps` reads
+and `vla eval` uses unless `--execute-steps` is given.
 
     python benchmarks/execute_steps.py                     # the shipped policy
     python benchmarks/execute_steps.py --checkpoint runs/x/checkpoint --write
