@@ -53,26 +53,17 @@ def tilt_deg(p, body: int) -> float:
     return math.degrees(math.acos(float(np.clip(up_z, -1.0, 1.0))))
 
 
-def goal_xy(u) -> np.ndarray | None:
-    """Where the task wants the target (xy), or None for tasks that carry it nowhere."""
-    from sims.scene import object_pose
-
-    if u.task_name == "stack":
-        return object_pose(u.p, u.goal.other)[0][:2]
-    if u.task_name == "place":
-        return np.asarray(u.goal.zone.center)[:2]
-    return None
-
-
 def release_reading(u, start_z: float) -> dict | None:
-    """At a release: the offsets (cm) and tilt, if the hand holds the target up high."""
+    """At a release: the offsets (cm) and tilt, if the hand holds the target up high
+    (place and stack only: the tasks that carry their target somewhere)."""
     from sims.scene import object_pose
+    from sims.stages import CARRY_TASKS, goal_xy
 
-    goal = goal_xy(u)
     pos = object_pose(u.p, u.goal.target)[0]
     held = u.robot.touches(u.goal.target.body) and pos[2] - start_z >= HELD_ABOVE_START_M
-    if goal is None or not held:
+    if u.task_name not in CARRY_TASKS or not held:
         return None
+    goal = goal_xy(u)
     hand = np.asarray(u.robot.ee_pose()[0])
     return {"target_goal_cm": _xy_cm(pos, goal), "hand_goal_cm": _xy_cm(hand, goal),
             "grip_offset_cm": _xy_cm(pos, hand),
@@ -156,6 +147,7 @@ def main() -> None:
     import sims  # noqa: F401  (registers the envs)
     from policies.registry import load_policy
     from sims.camera import camera_options
+    from sims.stages import CARRY_TASKS
     from vla.envs import resolve_env_id
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -170,7 +162,7 @@ def main() -> None:
     env = gym.make(env_id, split="L1", mode="val", **camera_options(policy.contract.cameras))
     seeds = range(args.seed, args.seed + args.episodes)
     rows = [run_episode(policy, env, s) for s in seeds]
-    carries = env.unwrapped.task_name in ("place", "stack")
+    carries = env.unwrapped.task_name in CARRY_TASKS
     expert_rows = [run_episode(None, env, s) for s in seeds] if carries else []
     print(json.dumps({
         "benchmark": "grasp_alignment", "checkpoint": args.checkpoint or "default",

@@ -164,13 +164,19 @@ class StageTracker:
     def _goal_distance(self) -> float:
         """xy distance (m) from the target to where the task wants it."""
         xy = self._pos(self._goal.target)[:2]
-        if self.task_name in ("push_next", "stack"):
-            goal_xy = self._pos(self._goal.other)[:2]
-        elif self.task_name == "place":
-            goal_xy = np.asarray(self._goal.zone.center)[:2]
-        else:
-            goal_xy = self._goal.location
-        return float(np.linalg.norm(xy - goal_xy))
+        return float(np.linalg.norm(xy - goal_xy(self.env)))
+
+
+def goal_xy(env) -> np.ndarray:
+    """Where the episode's task wants its target, in xy (m), now: the base's or the
+    neighbour's centre (stack, push_next), the zone's centre (place), the board location
+    (push_to). `env` is the unwrapped env of a task in GOAL_TASKS."""
+    goal = env.goal
+    if env.task_name in ("push_next", "stack"):
+        return object_pose(env.p, goal.other)[0][:2]
+    if env.task_name == "place":
+        return np.asarray(goal.zone.center)[:2]
+    return np.asarray(goal.location)[:2]
 
 
 # Per task: the index of the furthest stage (short of success) whose test holds now.
