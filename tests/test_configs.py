@@ -14,9 +14,10 @@ def _classes():
     from vla.dagger.loop import DaggerConfig
     from vla.pretrain.loop import PretrainConfig
     from vla.train.config import TrainConfig
+    from vla.train.finetune import FinetuneConfig
 
     return {"default.yaml": TrainConfig, "quick.yaml": TrainConfig, "tiny.yaml": TrainConfig,
-            "dagger.yaml": DaggerConfig,
+            "dagger.yaml": DaggerConfig, "polish.yaml": FinetuneConfig,
             "pretrain.yaml": PretrainConfig, "wrist.yaml": TrainConfig}
 
 

@@ -171,3 +171,20 @@ def test_workers_give_the_serial_results(tiny_checkpoint, capsys):
     assert "2 workers" in captured.err
     parallel = json.loads(captured.out)
     assert parallel["cells"] == serial["cells"]
+
+
+def test_eval_reports_success_per_phrasing(tmp_path, capsys):
+    from sims.language import TEMPLATES
+
+    assert main(["eval", "--checkpoint", "builtin:hold", "--tasks", "touch", "--splits", "L2",
+                 "--episodes", "6", "--out", str(tmp_path), "--json"]) == 0
+    phrasings = json.loads(capsys.readouterr().out)["cells"]["sims/Touch-v0/L2"]["phrasings"]
+    # L2: half held-out colour combinations (training phrasings), half held-out phrasings;
+    # every episode is counted under the template that made its instruction
+    train, held = TEMPLATES["touch"]
+    assert set(phrasings) <= {*train, *held} and set(phrasings) & set(held)
+    assert sum(c["episodes"] for c in phrasings.values()) == 6
+    assert all(c["successes"] == 0 for c in phrasings.values())  # hold never touches
+    table = (tmp_path / "phrasings.md").read_text()
+    for template, count in phrasings.items():
+        assert f"| sims/Touch-v0 | L2 | {template} | 0/{count['episodes']} |" in table

@@ -5,6 +5,7 @@ Layout of an output directory:
     results.json  everything below but the frames (what `vla eval --json` prints)
     results.md    success per task and split, with 95% intervals
     stages.md     per task and split: how far episodes got, and where failures stopped
+    phrasings.md  per task and split: success per instruction template
     success.png   success per split
     videos/successes/<task>_<split>_s<seed>.mp4
     videos/failures/<stopped stage>/<task>_<split>_s<seed>.mp4
@@ -105,6 +106,17 @@ def stage_table(result: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def phrasing_table(result: dict) -> str:
+    """Rows task/split/template: successes of the episodes whose instruction it made."""
+    lines = ["| task | split | phrasing | success |", "|---|---|---|---|"]
+    for key in sorted(result["cells"]):
+        cell = result["cells"][key]
+        for template, count in cell.get("phrasings", {}).items():
+            lines.append(f"| {cell['env_id']} | {cell['split']} | {template} | "
+                         f"{count['successes']}/{count['episodes']} |")
+    return "\n".join(lines) + "\n"
+
+
 def _approach(cell: dict) -> str:
     """'median cm [quartiles]' of the failures' closest approach; '-' when none."""
     q = cell.get("failures_closest_m")
@@ -139,7 +151,8 @@ def write_report(result: dict, out: str | Path) -> dict:
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     paths = {"json": out / "results.json", "markdown": out / "results.md",
-             "stages": out / "stages.md", "plot": out / "success.png"}
+             "stages": out / "stages.md", "phrasings": out / "phrasings.md",
+             "plot": out / "success.png"}
     # Records that still hold frames are written now; the others were written as they
     # were recorded (`evaluate(on_video=...)`).
     videos = [write_episode_video(r, out) if "frames" in r else r for r in result["videos"]]
@@ -147,6 +160,7 @@ def write_report(result: dict, out: str | Path) -> dict:
     head = caption(result) + "\n\n"
     paths["markdown"].write_text(head + markdown_table(result))
     paths["stages"].write_text(head + stage_table(result))
+    paths["phrasings"].write_text(head + phrasing_table(result))
     bar_plot(result, paths["plot"])
     return {k: str(v) for k, v in paths.items()}
 

@@ -16,11 +16,13 @@ from typing import NamedTuple
 import numpy as np
 
 from bridges.contract import ActionContract
+from sims.language import TemplateMatcher
 from sims.splits import HELD_OUT_TASK, MODES, SPLITS
 from sims.stages import NONE, StageTracker
 from vla.eval.stats import summarise
 
 STREAM_NAMES = {"eval": "evaluation", "val": "validation", "train": "training"}
+OTHER = "(no template)"  # an instruction no template of sims/language.py makes
 
 
 class Episode(NamedTuple):
@@ -137,6 +139,7 @@ def evaluate(policy, env_ids: list[str], splits: list[str], episodes: int, seed:
             tick(job)
     bar.close()
     results, recorded = {}, []
+    matcher = TemplateMatcher.for_tasks()  # which phrasing each instruction used
     for env_id, split in cells:
         env = envs[env_id, split]
         stages = StageTracker(env).stages
@@ -147,10 +150,16 @@ def evaluate(policy, env_ids: list[str], splits: list[str], episodes: int, seed:
         wins, steps = 0, []
         missed_by: list[float] = []  # failures' closest approach to the goal (m)
         chosen: list[int] = []  # seeds whose episodes are filmed (first of each bucket)
+        phrasings: dict[str, dict[str, int]] = {}  # template -> successes, episodes
         for s in range(seed, seed + episodes):
             ep = outcomes[env_id, split, mode, s, execute_steps]
             wins += ep.success
             steps.append(ep.steps)
+            found = matcher.match(ep.instruction)
+            count = phrasings.setdefault(OTHER if found is None else found[1],
+                                         {"successes": 0, "episodes": 0})
+            count["successes"] += int(ep.success)
+            count["episodes"] += 1
             depth = 0 if ep.stage == NONE else stages.index(ep.stage) + 1
             for stage in stages[:depth]:  # reaching a stage is reaching all before it
                 reached[stage] += 1
@@ -177,6 +186,9 @@ def evaluate(policy, env_ids: list[str], splits: list[str], episodes: int, seed:
             "stages": {k: v / episodes for k, v in reached.items()}, "stopped_at": stopped,
             "stage_order": list(stages),  # JSON writers may sort the keys above
             "failures_closest_m": _quartiles(missed_by),
+            # Success per instruction template (sims/language.py): on L2 this tells a
+            # phrasing the policy does not follow from a task it cannot do.
+            "phrasings": dict(sorted(phrasings.items())),
         }
     return {"cells": results, "splits": _group(results, "split"),
             "tasks": _group(results, "env_id"), "mode": mode, "episodes": episodes,

@@ -54,6 +54,9 @@ class TrainConfig:
     grounding_data: str = ""
     grounding_weight: float = 0.5
     grounding_batch: int = 32
+    # Probability that a training instruction is re-worded from vla/train/paraphrase.py's
+    # bank (same task and words, other phrasing); 0 = the demonstrations' own words.
+    paraphrase: float = 0.0
     amp: str = "auto"
     threads: int = 0  # torch CPU threads; 0 = torch's default
 
@@ -66,6 +69,8 @@ class TrainConfig:
         if self.tokenizer_mode not in ("uniform", "quantile"):
             raise ValueError(f"tokenizer_mode={self.tokenizer_mode!r}; expected uniform or "
                              f"quantile")
+        if not 0.0 <= self.paraphrase <= 1.0:
+            raise ValueError(f"paraphrase={self.paraphrase!r}; expected a probability in [0, 1]")
         if self.amp not in ("auto", "bf16", "off"):
             raise ValueError(f"amp={self.amp!r}; expected auto, bf16 or off")
         if self.grounding_data and (self.grounding_weight <= 0 or self.grounding_batch < 1):

@@ -46,6 +46,7 @@ from vla.train.data import (
     lr_lambda,
     oversampled,
 )
+from vla.train.paraphrase import Paraphraser
 from vla.train.state import load_train_state, save_train_state
 
 
@@ -136,6 +137,7 @@ def train(cfg: TrainConfig, out: str, resume: bool = False, progress: bool | Non
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer,
                                                   lr_lambda(cfg.warmup_steps, cfg.steps))
     augment_gen = torch.Generator().manual_seed(cfg.seed * 7919 + rank)
+    paraphrase = Paraphraser(cfg.paraphrase)
     step = 0
     if resume:
         step = load_train_state(ckpt_dir, optimizer, scheduler, {"augment": augment_gen})["step"]
@@ -197,7 +199,7 @@ def train(cfg: TrainConfig, out: str, resume: bool = False, progress: bool | Non
             tokens = torch.from_numpy(tokenizer.encode(batch["action"].numpy()))
             tokens = tokens.flatten(1).to(dev)  # (B, K * A)
             token_mask = batch["action_mask"].repeat_interleave(a_dim, dim=1).to(dev)
-            lang, lang_mask = language.encode(batch["instruction"])
+            lang, lang_mask = language.encode(paraphrase(batch["instruction"], augment_gen))
             with torch.autocast(dev.type, dtype=amp_dtype or torch.bfloat16,
                                 enabled=amp_dtype is not None):
                 logits = ddp_model(images, batch["state"].to(dev), lang, lang_mask, tokens)
@@ -256,6 +258,8 @@ def train(cfg: TrainConfig, out: str, resume: bool = False, progress: bool | Non
         summary.update(grounding_scenes=len(grounding), final_grounding_loss=grounding_value)
     if token_weight is not None:
         summary["final_weighted_loss"] = weighted_value
+    if cfg.paraphrase > 0:  # how many instructions this process re-worded, of how many
+        summary["paraphrased"] = {"reworded": paraphrase.reworded, "of": paraphrase.drawn}
     if world > 1:  # every replica must hold the same weights: DDP trained one model
         summary["replicas_identical"] = distributed.replicas_identical(model)
     if main:
