@@ -137,21 +137,31 @@ GRAMMAR = [(task, template, held_out, _pattern(task, template))
 
 def parse(text: str) -> Command:
     """The best-matching reading of `text`; `NotUnderstood` when no phrasing matches."""
-    clean = normalise(text)
-    readings = []
-    for task, _, held_out, pattern in GRAMMAR:
-        m = pattern.match(clean + " ")
-        if m:
-            readings.append(_reading(text, task, held_out, m.groupdict()))
-    if not readings:
+    found = match(text)
+    if found is None:
         raise NotUnderstood(
             f"I could not match {text.strip()!r} to a task I know. I can "
             f"{'; '.join(TASK_WORDS.values())}. For example: \"pick up the red block\", "
             f"\"put the blue cube in the green zone\", \"stack the red block on the yellow "
             f"block\", \"push the gray block to the top left corner\"")
-    # Prefer the reading whose words the vocabulary knows ("set the block down on the
-    # green zone" is place, not stack with a "block down").
-    return max(readings, key=_known_words)
+    task, template, fields = found
+    return _reading(text, task, template in TEMPLATES[task][1], fields)
+
+
+def match(text: str, held_out: bool | None = None) -> tuple[str, str, dict[str, str]] | None:
+    """(task, template, fields) of the phrasing that reads `text` best, among the training
+    (held_out=False), held-out (True) or all (None) templates; None when none matches.
+    Readings whose words the vocabulary knows win ("set the block down on the green zone"
+    is place, not stack with a "block down"); on a tie, the first template listed."""
+    clean = normalise(text) + " "
+    best: tuple[int, str, str, dict[str, str]] | None = None
+    for task, template, is_held_out, pattern in GRAMMAR:
+        m = None if held_out not in (None, is_held_out) else pattern.match(clean)
+        if m:
+            known = _known_words(_reading(text, task, is_held_out, m.groupdict()))
+            if best is None or known > best[0]:
+                best = (known, task, template, m.groupdict())
+    return None if best is None else best[1:]
 
 
 def _reading(text: str, task: str, held_out: bool, fields: dict) -> Command:

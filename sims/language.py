@@ -6,8 +6,6 @@ spirit of Language-Table's synonym lists and CLIPort's task templates.
 
 from __future__ import annotations
 
-import re
-
 import numpy as np
 
 from sims.scene import SceneObject
@@ -83,49 +81,3 @@ def instruction(task: str, rng: np.random.Generator, held_out: bool, **fields: s
 def location_phrase(location: str, rng: np.random.Generator) -> str:
     options = LOCATION_SYNONYMS[location]
     return options[rng.integers(len(options))]
-
-
-class TemplateMatcher:
-    """Which template, of which task, made an instruction, and with what words.
-
-    Two templates can match one sentence ("set the X down on the Y zone" is also stack's
-    "set the {obj} on the {target}" with obj "X down"): the match whose fields hold the
-    fewest words wins, since its template explains more of the sentence; a tie between
-    different templates is ambiguous (None).
-    """
-
-    def __init__(self, templates: list[tuple[str, str]]) -> None:  # (task, template)
-        self.patterns = [(task, t, _pattern(t)) for task, t in templates]
-        self._seen: dict[str, tuple[str, str, dict[str, str]] | None] = {}
-
-    @classmethod
-    def for_tasks(cls, tasks=None, held_out: bool | None = None) -> TemplateMatcher:
-        """Templates of `tasks` (default: all): training ones (held_out=False), held-out
-        ones (True) or both (None)."""
-        chosen = []
-        for task, (train, held) in TEMPLATES.items():
-            if tasks is None or task in tasks:
-                chosen += [(task, t) for t in
-                           (train if held_out is False else held if held_out else train + held)]
-        return cls(chosen)
-
-    def match(self, text: str) -> tuple[str, str, dict[str, str]] | None:
-        """(task, template, fields), or None if no template or more than one fits best."""
-        if text not in self._seen:
-            best: dict[int, list] = {}  # words in the fields -> matches
-            for task, template, pattern in self.patterns:
-                m = pattern.match(text)
-                if m:
-                    size = sum(len(v.split()) for v in m.groupdict().values())
-                    best.setdefault(size, []).append((task, template, m.groupdict()))
-            fewest = best[min(best)] if best else []
-            self._seen[text] = fewest[0] if len(fewest) == 1 else None
-        return self._seen[text]
-
-
-def _pattern(template: str) -> re.Pattern:
-    """'push the {obj} to the {loc}' -> ^push the (?P<obj>.+?) to the (?P<loc>.+?)$"""
-    parts = re.split(r"\{(\w+)\}", template)  # literal, field, literal, ...
-    regex = "".join(re.escape(p) if i % 2 == 0 else f"(?P<{p}>.+?)"
-                    for i, p in enumerate(parts))
-    return re.compile(f"^{regex}$")

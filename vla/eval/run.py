@@ -16,7 +16,7 @@ from typing import NamedTuple
 import numpy as np
 
 from bridges.contract import ActionContract
-from sims.language import TemplateMatcher
+from sims.commands import match
 from sims.splits import HELD_OUT_TASK, MODES, SPLITS
 from sims.stages import NONE, StageTracker
 from vla.eval.stats import summarise
@@ -139,7 +139,6 @@ def evaluate(policy, env_ids: list[str], splits: list[str], episodes: int, seed:
             tick(job)
     bar.close()
     results, recorded = {}, []
-    matcher = TemplateMatcher.for_tasks()  # which phrasing each instruction used
     for env_id, split in cells:
         env = envs[env_id, split]
         stages = StageTracker(env).stages
@@ -155,7 +154,7 @@ def evaluate(policy, env_ids: list[str], splits: list[str], episodes: int, seed:
             ep = outcomes[env_id, split, mode, s, execute_steps]
             wins += ep.success
             steps.append(ep.steps)
-            found = matcher.match(ep.instruction)
+            found = match(ep.instruction)  # which template made the instruction
             count = phrasings.setdefault(OTHER if found is None else found[1],
                                          {"successes": 0, "episodes": 0})
             count["successes"] += int(ep.success)

@@ -18,7 +18,8 @@ import re
 
 import torch
 
-from sims.language import TEMPLATES, TemplateMatcher
+from sims.commands import match
+from sims.language import TEMPLATES
 
 # task -> extra phrasings for training only. Written as ordinary variations of the
 # training templates (other verbs, politeness, word order), never with a held-out-only word.
@@ -82,13 +83,16 @@ class Paraphraser:
             raise ValueError(f"paraphrase={probability!r}: expected a probability in [0, 1]")
         self.probability = probability
         self.bank = PARAPHRASES if tasks is None else tasks
-        self.matcher = TemplateMatcher.for_tasks(self.bank, held_out=False)
+        self._seen: dict[str, tuple[str, dict[str, str]] | None] = {}
         self.drawn = self.reworded = 0  # instructions seen and re-worded so far
 
     def recognise(self, text: str) -> tuple[str, dict[str, str]] | None:
         """(task, fields) of a training instruction; None if unknown or ambiguous."""
-        found = self.matcher.match(text)
-        return None if found is None else (found[0], found[2])
+        if text not in self._seen:
+            found = match(text, held_out=False)  # the grammar of `vla command`
+            self._seen[text] = (None if found is None or found[0] not in self.bank
+                                else (found[0], found[2]))
+        return self._seen[text]
 
     def __call__(self, instructions: list[str], generator: torch.Generator) -> list[str]:
         if self.probability == 0.0:
