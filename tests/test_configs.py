@@ -17,7 +17,7 @@ def _classes():
     from vla.train.finetune import FinetuneConfig
 
     return {"default.yaml": TrainConfig, "quick.yaml": TrainConfig, "tiny.yaml": TrainConfig,
-            "dagger.yaml": DaggerConfig, "polish.yaml": FinetuneConfig,
+            "dagger.yaml": DaggerConfig, "polish_paraphrase.yaml": FinetuneConfig,
             "pretrain.yaml": PretrainConfig, "wrist.yaml": TrainConfig}
 
 
