@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
 import torch
 
@@ -72,7 +73,7 @@ def main() -> None:
     rows = neighbours(LanguageEncoder(PACKAGED_MINILM, max_tokens=32))
     success: dict[str, list[int]] = {}
     if args.eval:
-        for cell in json.load(open(args.eval))["cells"].values():
+        for cell in json.loads(Path(args.eval).read_text())["cells"].values():
             for template, count in cell.get("phrasings", {}).items():
                 total = success.setdefault(template, [0, 0])
                 total[0] += count["successes"]

@@ -59,6 +59,7 @@ PARAPHRASES: dict[str, tuple[str, ...]] = {
     ),
 }
 
+
 def words(template: str) -> set[str]:
     return set(re.sub(r"\{\w+\}", " ", template).split())
 
@@ -78,16 +79,16 @@ class Paraphraser:
     same instructions it would have re-worded.
     """
 
-    def __init__(self, probability: float, tasks: dict[str, tuple[str, ...]] | None = None):
+    def __init__(self, probability: float, bank: dict[str, tuple[str, ...]] | None = None):
         if not 0.0 <= probability <= 1.0:
             raise ValueError(f"paraphrase={probability!r}: expected a probability in [0, 1]")
         self.probability = probability
-        self.bank = PARAPHRASES if tasks is None else tasks
+        self.bank = PARAPHRASES if bank is None else bank
         self._seen: dict[str, tuple[str, dict[str, str]] | None] = {}
         self.drawn = self.reworded = 0  # instructions seen and re-worded so far
 
     def recognise(self, text: str) -> tuple[str, dict[str, str]] | None:
-        """(task, fields) of a training instruction; None if unknown or ambiguous."""
+        """(task, fields) of a training instruction of a task the bank has; else None."""
         if text not in self._seen:
             found = match(text, held_out=False)  # the grammar of `vla command`
             self._seen[text] = (None if found is None or found[0] not in self.bank
