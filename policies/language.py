@@ -37,6 +37,14 @@ def _load(path: str, device: str):
     return tokenizer, model
 
 
+def sentence_embedding(feats: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """(B, width) unit vectors: the mean of token features `feats` (B, L, width) over the
+    real tokens `mask` (B, L), the pooling sentence encoders such as all-MiniLM use."""
+    weights = mask.unsqueeze(-1).to(feats.dtype)  # (B, L, 1)
+    pooled = (feats * weights).sum(1) / weights.sum(1).clamp(min=1.0)
+    return torch.nn.functional.normalize(pooled, dim=-1)
+
+
 class LanguageEncoder:
     """Instructions -> token features (B, L, width) and a mask (B, L); frozen, cached.
 

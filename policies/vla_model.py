@@ -1,6 +1,6 @@
 """The VLA model: camera frames + instruction + state -> discretised action tokens.
 
-    tokens = [image patches (per camera) | instruction tokens | state | action tokens]
+    tokens = [image patches (per camera) | instruction tokens | (sentence) | state | actions]
                           Transformer trunk (policies/transformer.py)
     logits over n_bins for each of the K * A action tokens (K steps, A dims)
 
@@ -21,6 +21,7 @@ from torch import nn
 from policies.config import ModelConfig
 from policies.hf_trunk import HFCausalTrunk
 from policies.keypoints import build_keypoints
+from policies.language import sentence_embedding
 from policies.transformer import Trunk
 from policies.vision import VisionEncoder
 
@@ -43,6 +44,8 @@ class VLAModel(nn.Module):
         self.keypoints = build_keypoints(cfg, language_width)
         self.lang_proj = nn.Linear(language_width, d)
         self.lang_pos = nn.Parameter(torch.zeros(1, cfg.language_max_tokens, d))
+        # model.sentence_token: the instruction's sentence embedding as one more token.
+        self.sentence_proj = nn.Linear(language_width, d) if cfg.sentence_token else None
         self.state_proj = nn.Linear(cfg.state_dim, d)
         # Normalisation of the proprio state, fitted on the training data (saved with us).
         self.register_buffer("state_mean", torch.zeros(cfg.state_dim))
@@ -68,6 +71,8 @@ class VLAModel(nn.Module):
         (B, L). Returns prefix (B, T_p, D) and its key mask (B, T_p), True = real token.
         `heat_out`, when given, receives each camera's keypoint heat maps (B, K, h, w)."""
         n_lang = min(lang.shape[1], self.cfg.language_max_tokens)
+        # Pooled over every token the encoder gave, before the trunk's cut to n_lang.
+        sentence = sentence_embedding(lang, lang_mask) if self.sentence_proj else None
         lang, lang_mask = lang[:, :n_lang], lang_mask[:, :n_lang]
         parts = []
         for i, name in enumerate(self.cfg.cameras):
@@ -78,15 +83,16 @@ class VLAModel(nn.Module):
                 parts.append(self.keypoints.tokens(heat) + self.camera_embed[i])
                 if heat_out is not None:
                     heat_out.append(heat)
+        n_image = sum(p.shape[1] for p in parts)
         parts.append(self.lang_proj(lang) + self.lang_pos[:, :n_lang])
+        if sentence is not None:
+            parts.append(self.sentence_proj(sentence).unsqueeze(1))  # (B, 1, D)
         state = (state - self.state_mean) / self.state_std
         parts.append(self.state_proj(state).unsqueeze(1))  # (B, 1, D)
         prefix = torch.cat(parts, dim=1)
-        b = prefix.shape[0]
-        n_image = prefix.shape[1] - n_lang - 1
-        ones = torch.ones(b, n_image, dtype=torch.bool, device=prefix.device)
-        mask = torch.cat([ones, lang_mask, torch.ones(b, 1, dtype=torch.bool,
-                                                      device=prefix.device)], dim=1)
+        b, t_p = prefix.shape[:2]
+        mask = torch.ones(b, t_p, dtype=torch.bool, device=prefix.device)
+        mask[:, n_image : n_image + n_lang] = lang_mask  # the rest are always real
         return prefix, mask
 
     # -- training forward ----------------------------------------------------------------------
@@ -158,6 +164,20 @@ class VLAModel(nn.Module):
             token = self.head(h).argmax(-1)  # (B, 1)
             out.append(token)
         return torch.cat(out, dim=1)
+
+
+def add_sentence_token(model: VLAModel) -> bool:
+    """Give a trained model the sentence token (model.sentence_token) with a zero
+    projection, so it starts as a constant token and learns what to carry; False if the
+    model already has one."""
+    if model.sentence_proj is not None:
+        return False
+    proj = nn.Linear(model.lang_proj.in_features, model.cfg.d_model)
+    nn.init.zeros_(proj.weight)
+    nn.init.zeros_(proj.bias)
+    model.sentence_proj = proj.to(model.lang_proj.weight.device)
+    model.cfg.sentence_token = True
+    return True
 
 
 def _attention_mask(prefix_mask: torch.Tensor, n_actions: int, causal: bool) -> torch.Tensor:

@@ -18,6 +18,7 @@ def _classes():
 
     return {"default.yaml": TrainConfig, "quick.yaml": TrainConfig, "tiny.yaml": TrainConfig,
             "dagger.yaml": DaggerConfig, "polish_paraphrase.yaml": FinetuneConfig,
+            "polish_sentence.yaml": FinetuneConfig,
             "pretrain.yaml": PretrainConfig, "wrist.yaml": TrainConfig}
 
 

@@ -58,6 +58,9 @@ class FinetuneConfig(TrainConfig):
     # (policies/keypoints.py LocationPrior; zero-initialised, so training starts from the
     # checkpoint's behaviour).
     location_prior: bool = False
+    # true: give the checkpoint the sentence token (model.sentence_token) if it has none;
+    # its projection starts at zero.
+    sentence_token: bool = False
 
     def validate(self) -> None:
         super().validate()
@@ -78,6 +81,10 @@ class FinetuneConfig(TrainConfig):
             raise ValueError(f"location_prior=true needs method='full': with method="
                              f"{self.method!r} the keypoints are frozen and the new prior "
                              f"would not train")
+        if self.sentence_token and self.method == "lora":
+            raise ValueError("sentence_token=true needs method='full' or 'frozen-encoders': "
+                             "with method='lora' only the adapters and the head train, and "
+                             "the new token's projection would stay at zero")
         if self.init_from:
             raise ValueError(f"init_from={self.init_from!r} does not apply to fine-tuning: the "
                              f"weights are the checkpoint's (--checkpoint)")
@@ -131,6 +138,7 @@ def _start(cfg: FinetuneConfig, resume_dir: Path | None, dev: torch.device, *,
     from policies.checkpoint import load_model, save_pretrained
     from policies.keypoints import add_location_prior
     from policies.language import LanguageEncoder
+    from policies.vla_model import add_sentence_token
     from vla.train.loop import Start
     from vla.train.rebuild import fit_to_data
 
@@ -159,6 +167,11 @@ def _start(cfg: FinetuneConfig, resume_dir: Path | None, dev: torch.device, *,
                 if _main_process():
                     print("finetune: added a location prior to the keypoints "
                           "(model.location_prior)", file=sys.stderr)
+            if cfg.sentence_token and add_sentence_token(model):
+                rebuilt = [*rebuilt, "a sentence token added (zero-initialised)"]
+                if _main_process():
+                    print("finetune: added the sentence token (model.sentence_token)",
+                          file=sys.stderr)
     language_width = info["config"]["language_width"]
     language = LanguageEncoder(model.cfg.language_model, model.cfg.language_max_tokens, dev)
 
