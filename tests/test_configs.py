@@ -18,7 +18,7 @@ def _classes():
 
     return {"default.yaml": TrainConfig, "quick.yaml": TrainConfig, "tiny.yaml": TrainConfig,
             "dagger.yaml": DaggerConfig, "polish_paraphrase.yaml": FinetuneConfig,
-            "polish_sentence.yaml": FinetuneConfig,
+            "polish_sentence.yaml": FinetuneConfig, "polish_sentence_only.yaml": FinetuneConfig,
             "pretrain.yaml": PretrainConfig, "wrist.yaml": TrainConfig}
 
 

@@ -1,18 +1,20 @@
 """The sentence token (`model.sentence_token`): the instruction's pooled, unit-length
-language features as one more prefix token, and `vla finetune sentence_token=true`, which
-adds it to a trained policy."""
+language features as one more prefix token; `model.language_tokens=false`, a trunk that
+reads the command through that token alone; and `vla finetune sentence_token=true
+language_tokens=false`, which make a trained policy so."""
 
 from __future__ import annotations
 
 import json
 
 import numpy as np
+import pytest
 import torch
 from safetensors.torch import load_file
 
 from policies.config import ModelConfig
 from policies.language import sentence_embedding
-from policies.vla_model import VLAModel, add_sentence_token
+from policies.vla_model import VLAModel, add_sentence_token, drop_language_tokens
 from vla.cli import main
 
 WIDTH = 8
@@ -26,17 +28,18 @@ def test_sentence_embedding_is_the_unit_mean_over_real_tokens():
     assert torch.allclose(got, expected)
 
 
-def tiny_model(sentence: bool) -> VLAModel:
+def tiny_model(sentence: bool, **model) -> VLAModel:
     torch.manual_seed(0)
     cfg = ModelConfig(image_size=32, patch_size=16, vision_width=16, vision_layers=1,
                       vision_heads=2, stem_channels=16, d_model=16, layers=1, heads=2,
                       language_max_tokens=3, chunk_length=2, n_bins=8, state_dim=3,
-                      action_dim=2, sentence_token=sentence, dropout=0.0)
+                      action_dim=2, sentence_token=sentence, dropout=0.0, **model)
     return VLAModel(cfg, WIDTH, pretrained_backbone=False).eval()
 
 
 def inputs(lang: torch.Tensor):
-    images = {"front": torch.zeros(2, 32, 32, 3, dtype=torch.uint8)}
+    picture = torch.randint(0, 256, (1, 32, 32, 3), generator=torch.Generator().manual_seed(0))
+    images = {"front": picture.to(torch.uint8).repeat(2, 1, 1, 1)}  # one scene, twice
     return images, torch.zeros(2, 3), lang, torch.ones(lang.shape[:2], dtype=torch.bool)
 
 
@@ -72,6 +75,32 @@ def test_an_added_token_starts_at_zero_and_only_once():
     assert not add_sentence_token(model)
 
 
+def test_without_language_tokens_the_sentence_carries_the_command():
+    with pytest.raises(ValueError, match="language_tokens=false needs model.sentence_token"):
+        ModelConfig(language_tokens=False).validate()
+    model = tiny_model(True, language_tokens=False, keypoints=4, keypoint_groups=2)
+    torch.nn.init.normal_(model.keypoints.film, std=0.5)  # zero at init: words not yet read
+    lang = torch.randn(2, 3, WIDTH)
+    heat: list = []
+    prefix, mask = model.encode_prefix(*inputs(lang), heat_out=heat)
+    with_tokens = tiny_model(True, keypoints=4, keypoint_groups=2)
+    assert prefix.shape[1] == with_tokens.encode_prefix(*inputs(lang))[0].shape[1] - 3
+    assert mask.all()
+    # The keypoints still read the words, and the two commands still act differently.
+    assert not torch.allclose(heat[0][0], heat[0][1])
+    logits = model(*inputs(lang))
+    assert not torch.allclose(logits[0], logits[1])
+
+
+def test_dropping_the_tokens_needs_the_sentence_token():
+    model = tiny_model(False)
+    with pytest.raises(ValueError, match="set sentence_token=true as well"):
+        drop_language_tokens(model)
+    add_sentence_token(model)
+    assert drop_language_tokens(model) and model.lang_proj is None
+    assert not drop_language_tokens(model)
+
+
 def test_vla_finetune_adds_the_token_to_a_policy_without_one(tiny_datasets, tmp_path, capsys):
     from policies.vla_policy import VLAPolicy
     from vla.serving.client import sample_observation
@@ -83,19 +112,23 @@ def test_vla_finetune_adds_the_token_to_a_policy_without_one(tiny_datasets, tmp_
     tuned = tmp_path / "tuned"
     assert main(["finetune", "--checkpoint", str(base / "checkpoint"), "--data",
                  *tiny_datasets, "--out", str(tuned), "method=full", "sentence_token=true",
-                 "steps=2", "batch_size=8", "eval_episodes=0"]) == 0
-    assert "added the sentence token" in capsys.readouterr().err
+                 "language_tokens=false", "steps=2", "batch_size=8", "eval_episodes=0"]) == 0
+    err = capsys.readouterr().err
+    assert "added the sentence token" in err and "no longer reads" in err
     checkpoint = tuned / "checkpoint"
-    assert json.loads((checkpoint / "config.json").read_text())["model"]["sentence_token"]
+    model = json.loads((checkpoint / "config.json").read_text())["model"]
+    assert model["sentence_token"] and not model["language_tokens"]
     weights = load_file(str(checkpoint / "model.safetensors"))
     assert weights["sentence_proj.weight"].abs().sum() > 0  # it trained
+    assert "lang_proj.weight" not in weights
     policy = VLAPolicy.from_pretrained(checkpoint, device="cpu")
     chunk = policy.infer(sample_observation(policy.contract, seed=0))
     assert np.isfinite(np.asarray(chunk.actions)).all()
 
 
-def test_vla_finetune_refuses_the_token_with_lora(tiny_datasets, tmp_path, capsys):
+@pytest.mark.parametrize("setting", ["sentence_token=true", "language_tokens=false"])
+def test_vla_finetune_refuses_them_with_lora(tiny_datasets, tmp_path, capsys, setting):
     code = main(["finetune", "--data", *tiny_datasets, "--out", str(tmp_path / "r"),
-                 "method=lora", "sentence_token=true", "steps=2"])
+                 "method=lora", setting, "steps=2"])
     assert code != 0
-    assert "sentence_token=true needs method='full'" in capsys.readouterr().err
+    assert f"{setting} needs method='full'" in capsys.readouterr().err

@@ -61,6 +61,9 @@ class FinetuneConfig(TrainConfig):
     # true: give the checkpoint the sentence token (model.sentence_token) if it has none;
     # its projection starts at zero.
     sentence_token: bool = False
+    # false: the trunk stops reading the instruction's token features
+    # (model.language_tokens); the sentence token then carries the command.
+    language_tokens: bool = True
 
     def validate(self) -> None:
         super().validate()
@@ -85,6 +88,10 @@ class FinetuneConfig(TrainConfig):
             raise ValueError("sentence_token=true needs method='full' or 'frozen-encoders': "
                              "with method='lora' only the adapters and the head train, and "
                              "the new token's projection would stay at zero")
+        if not self.language_tokens and self.method == "lora":
+            raise ValueError("language_tokens=false needs method='full' or "
+                             "'frozen-encoders': with method='lora' the trunk could not "
+                             "learn to do without the instruction's tokens")
         if self.init_from:
             raise ValueError(f"init_from={self.init_from!r} does not apply to fine-tuning: the "
                              f"weights are the checkpoint's (--checkpoint)")
@@ -138,7 +145,7 @@ def _start(cfg: FinetuneConfig, resume_dir: Path | None, dev: torch.device, *,
     from policies.checkpoint import load_model, save_pretrained
     from policies.keypoints import add_location_prior
     from policies.language import LanguageEncoder
-    from policies.vla_model import add_sentence_token
+    from policies.vla_model import add_sentence_token, drop_language_tokens
     from vla.train.loop import Start
     from vla.train.rebuild import fit_to_data
 
@@ -172,6 +179,11 @@ def _start(cfg: FinetuneConfig, resume_dir: Path | None, dev: torch.device, *,
                 if _main_process():
                     print("finetune: added the sentence token (model.sentence_token)",
                           file=sys.stderr)
+            if not cfg.language_tokens and drop_language_tokens(model):
+                rebuilt = [*rebuilt, "the instruction's tokens removed from the trunk"]
+                if _main_process():
+                    print("finetune: the trunk no longer reads the instruction's tokens "
+                          "(model.language_tokens=false)", file=sys.stderr)
     language_width = info["config"]["language_width"]
     language = LanguageEncoder(model.cfg.language_model, model.cfg.language_max_tokens, dev)
 
