@@ -1,6 +1,9 @@
 """How much do the hand's misalignment at the grasp, and its aim at the release, cost a policy?
 
-Runs a policy on the validation stream of a grasping task (pick, place, stack) and, at
+Runs a policy on the validation stream (or, with `--stream eval`, the evaluation stream,
+to explain a reported number: choose nothing on it) of a grasping task (pick, place,
+stack), running as many actions of each chunk as the checkpoint's execution.json says
+(`--execute-steps` to override, 0 = whole chunks), and, at
 the policy's first close with the hand low over the target (gripper command < 0, hand
 under 5 cm, within 2 cm of the target in xy), reads from the simulator the angle between
 the fingers and the target's faces (a cube's faces repeat every 90°, a bar's every 180°;
@@ -74,8 +77,9 @@ def _xy_cm(a: np.ndarray, b: np.ndarray) -> float:
     return round(100 * float(np.linalg.norm(a[:2] - b[:2])), 2)
 
 
-def run_episode(policy, env, seed: int) -> dict:
-    """One episode of `policy` (None: the scripted expert, one action at a time)."""
+def run_episode(policy, env, seed: int, execute_steps: int | None = None) -> dict:
+    """One episode of `policy` (None: the scripted expert, one action at a time), running
+    `execute_steps` actions of each chunk (None or 0: all of them)."""
     from sims.experts import make_expert
     from sims.scene import SHAPES, object_pose
 
@@ -88,7 +92,8 @@ def run_episode(policy, env, seed: int) -> dict:
     start_z = object_pose(u.p, goal.target)[0][2]
     misaligned, release, closed, done = None, None, False, False
     while not done:
-        for action in (policy.infer(obs).actions if policy is not None else [expert.act()]):
+        chunk = policy.infer(obs).actions if policy is not None else [expert.act()]
+        for action in chunk[: execute_steps or len(chunk)]:
             ee, hand_yaw = expert.ee()
             pos, target_yaw = object_pose(u.p, goal.target)
             low_over = ee[2] < 0.05 and np.linalg.norm(ee[:2] - pos[:2]) < 0.02
@@ -154,19 +159,27 @@ def main() -> None:
     ap.add_argument("--checkpoint", default=None, help="default: the shipped policy")
     ap.add_argument("--task", default="stack", help="pick, place or stack")
     ap.add_argument("--episodes", type=int, default=60)
-    ap.add_argument("--seed", type=int, default=0, help="first validation seed")
+    ap.add_argument("--seed", type=int, default=0, help="first seed")
+    ap.add_argument("--stream", default="val", choices=("val", "eval"))
+    ap.add_argument("--execute-steps", type=int, default=None,
+                    help="actions of each chunk to run (default: the checkpoint's "
+                         "execution.json; 0 = whole chunks)")
     args = ap.parse_args()
     torch.set_num_threads(1)
     policy = load_policy(args.checkpoint, device="cpu")
+    execute = args.execute_steps
+    if execute is None:
+        execute = getattr(policy, "execute_steps", None) or 0
     env_id = resolve_env_id(args.task)
-    env = gym.make(env_id, split="L1", mode="val", **camera_options(policy.contract.cameras))
+    env = gym.make(env_id, split="L1", mode=args.stream,
+                   **camera_options(policy.contract.cameras))
     seeds = range(args.seed, args.seed + args.episodes)
-    rows = [run_episode(policy, env, s) for s in seeds]
+    rows = [run_episode(policy, env, s, execute) for s in seeds]
     carries = env.unwrapped.task_name in CARRY_TASKS
     expert_rows = [run_episode(None, env, s) for s in seeds] if carries else []
     print(json.dumps({
         "benchmark": "grasp_alignment", "checkpoint": args.checkpoint or "default",
-        "env_id": env_id, "stream": "val", "split": "L1",
+        "env_id": env_id, "stream": args.stream, "split": "L1", "execute_steps": execute,
         "seeds": [args.seed, args.seed + args.episodes - 1],
         "successes": sum(r["success"] for r in rows), "episodes": len(rows),
         "by_misalignment": tally(rows, bucket),

@@ -22,9 +22,9 @@ def test_misalignment_is_to_the_nearest_faces():
     assert angle(0.0, 0.0, bar) == pytest.approx(90)
 
 
-def run_benchmark(checkpoint: str, task: str, episodes: int) -> dict:
+def run_benchmark(checkpoint: str, task: str, episodes: int, *more: str) -> dict:
     proc = subprocess.run([sys.executable, str(SCRIPT), "--checkpoint", checkpoint,
-                           "--task", task, "--episodes", str(episodes)],
+                           "--task", task, "--episodes", str(episodes), *more],
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     return json.loads(proc.stdout)
@@ -57,3 +57,19 @@ def test_stack_reads_the_release_and_the_expert_releases_over_the_base(tiny_chec
     assert expert["released"] == 1
     assert expert["target_goal_cm"] < 1.5 and expert["tilt_deg"] < 10
     assert out["expert_release_medians"]["failures"]["released"] == 0
+
+
+def test_the_evaluation_stream_and_the_execution_can_be_chosen(tiny_checkpoint):
+    import gymnasium as gym
+
+    import sims  # noqa: F401  (registers the envs)
+
+    out = run_benchmark(tiny_checkpoint, "stack", 2, "--stream", "eval", "--seed", "7",
+                        "--execute-steps", "1")
+    assert (out["stream"], out["execute_steps"], out["seeds"]) == ("eval", 1, [7, 8])
+    env = gym.make("sims/Stack-v0", split="L1", mode="eval")
+    for row in out["episodes_detail"]:  # the rows are that stream's scenes
+        env.reset(seed=row["seed"])
+        goal = env.unwrapped.goal
+        assert (row["target"], row["base"]) == (goal.target.shape, goal.other.shape)
+    env.close()
