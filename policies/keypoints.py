@@ -47,6 +47,12 @@ class LanguageKeypoints(nn.Module):
         coords = _expected_xy(heat)  # (B, K, 2)
         return self.to_token(coords.flatten(1).to(heat.dtype)).unsqueeze(1)
 
+    def group_words(self, lang: torch.Tensor, lang_mask: torch.Tensor) -> torch.Tensor:
+        """What each group read of the instruction (B, G, W): its attention-weighted mean
+        of the token features ("red block", "green zone", "left edge")."""
+        return torch.einsum("bgl,blw->bgw", self.attention(lang, lang_mask).to(lang.dtype),
+                            lang)
+
     def coordinates(self, feats: torch.Tensor, lang: torch.Tensor,
                     lang_mask: torch.Tensor) -> torch.Tensor:
         """The K expected image coordinates (B, K, 2), x and y in [-1, 1]."""
@@ -124,6 +130,12 @@ class ReferentKeypoints(nn.Module):
         scores = scores.float().masked_fill(~lang_mask[:, None, :], float("-inf"))
         return F.softmax(scores, dim=-1)
 
+    def group_words(self, lang: torch.Tensor, lang_mask: torch.Tensor) -> torch.Tensor:
+        """What each group read of the instruction (B, G, W): its attention-weighted mean
+        of the token features ("red block", "green zone", "left edge")."""
+        return torch.einsum("bgl,blw->bgw", self.attention(lang, lang_mask).to(lang.dtype),
+                            lang)
+
     def coordinates(self, feats: torch.Tensor, lang: torch.Tensor,
                     lang_mask: torch.Tensor) -> torch.Tensor:
         """The K expected image coordinates (B, K, 2), x and y in [-1, 1], group-major."""
@@ -132,8 +144,7 @@ class ReferentKeypoints(nn.Module):
     def heat_maps(self, feats: torch.Tensor, lang: torch.Tensor,
                   lang_mask: torch.Tensor) -> torch.Tensor:
         """The K heat maps (B, K, h, w), group-major, before the spatial softmax."""
-        pooled = torch.einsum("bgl,blw->bgw", self.attention(lang, lang_mask).to(lang.dtype),
-                              lang)  # (B, G, W)
+        pooled = self.group_words(lang, lang_mask)  # (B, G, W)
         film = torch.einsum("bgw,gwc->bgc", pooled, self.film) + self.film_bias
         gamma, beta = film.chunk(2, dim=-1)  # (B, G, C) each
         shared = self.shared(feats)  # (B, C, h, w)

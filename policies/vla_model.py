@@ -49,6 +49,8 @@ class VLAModel(nn.Module):
             self.lang_pos = nn.Parameter(torch.zeros(1, cfg.language_max_tokens, d))
         # model.sentence_token: the instruction's sentence embedding as one more token.
         self.sentence_proj = nn.Linear(language_width, d) if cfg.sentence_token else None
+        # model.referent_words: what each keypoint group read, as G more tokens.
+        self.referent_proj = nn.Linear(language_width, d) if cfg.referent_words else None
         self.state_proj = nn.Linear(cfg.state_dim, d)
         # Normalisation of the proprio state, fitted on the training data (saved with us).
         self.register_buffer("state_mean", torch.zeros(cfg.state_dim))
@@ -94,6 +96,9 @@ class VLAModel(nn.Module):
             n_lang = 0
         if sentence is not None:
             parts.append(self.sentence_proj(sentence).unsqueeze(1))  # (B, 1, D)
+        if self.referent_proj is not None:  # (B, G, D)
+            words = self.keypoints.group_words(lang, lang_mask)  # (B, G, W)
+            parts.append(self.referent_proj(words) + self.keypoints.group_embed)
         state = (state - self.state_mean) / self.state_std
         parts.append(self.state_proj(state).unsqueeze(1))  # (B, 1, D)
         prefix = torch.cat(parts, dim=1)
@@ -184,6 +189,22 @@ def add_sentence_token(model: VLAModel) -> bool:
     nn.init.zeros_(proj.bias)
     model.sentence_proj = proj.to(model.action_query.device)
     model.cfg.sentence_token = True
+    return True
+
+
+def add_referent_words(model: VLAModel) -> bool:
+    """Give a trained model with keypoint groups the referent-word tokens
+    (model.referent_words) with a zero projection; False if it has them."""
+    if model.referent_proj is not None:
+        return False
+    if not model.cfg.keypoint_groups:
+        raise ValueError("referent_words=true needs a checkpoint with keypoint groups "
+                         "(model.keypoint_groups > 0); this one has none")
+    proj = nn.Linear(model.language_width, model.cfg.d_model)
+    nn.init.zeros_(proj.weight)
+    nn.init.zeros_(proj.bias)
+    model.referent_proj = proj.to(model.action_query.device)
+    model.cfg.referent_words = True
     return True
 
 

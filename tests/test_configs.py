@@ -19,6 +19,7 @@ def _classes():
     return {"default.yaml": TrainConfig, "quick.yaml": TrainConfig, "tiny.yaml": TrainConfig,
             "dagger.yaml": DaggerConfig, "polish_paraphrase.yaml": FinetuneConfig,
             "polish_sentence.yaml": FinetuneConfig, "polish_sentence_only.yaml": FinetuneConfig,
+            "polish_referent_words.yaml": FinetuneConfig,
             "pretrain.yaml": PretrainConfig, "wrist.yaml": TrainConfig}
 
 

@@ -14,7 +14,12 @@ from safetensors.torch import load_file
 
 from policies.config import ModelConfig
 from policies.language import sentence_embedding
-from policies.vla_model import VLAModel, add_sentence_token, drop_language_tokens
+from policies.vla_model import (
+    VLAModel,
+    add_referent_words,
+    add_sentence_token,
+    drop_language_tokens,
+)
 from vla.cli import main
 
 WIDTH = 8
@@ -101,32 +106,57 @@ def test_dropping_the_tokens_needs_the_sentence_token():
     assert not drop_language_tokens(model)
 
 
+def test_referent_words_give_the_trunk_what_each_group_read():
+    with pytest.raises(ValueError, match="referent_words=true needs model.keypoint_groups"):
+        ModelConfig(keypoints=4, referent_words=True).validate()
+    model = tiny_model(True, language_tokens=False, keypoints=4, keypoint_groups=2,
+                       referent_words=True)
+    lang = torch.randn(2, 3, WIDTH)
+    prefix, _ = model.encode_prefix(*inputs(lang))
+    plain = tiny_model(True, language_tokens=False, keypoints=4, keypoint_groups=2)
+    assert prefix.shape[1] == plain.encode_prefix(*inputs(lang))[0].shape[1] + 2  # G = 2
+    # The tokens are the groups' attention-pooled words, projected.
+    words = model.keypoints.group_words(lang, torch.ones(2, 3, dtype=torch.bool))
+    tokens = model.referent_proj(words) + model.keypoints.group_embed  # (2, G, D)
+    n_image = prefix.shape[1] - 2 - 1 - 1  # referent words, sentence, state
+    assert torch.allclose(prefix[:, n_image + 1 : n_image + 3], tokens)
+    fresh = tiny_model(False, keypoints=4, keypoint_groups=2)
+    assert add_referent_words(fresh) and fresh.referent_proj.weight.abs().sum() == 0
+    assert not add_referent_words(fresh)
+
+
 def test_vla_finetune_adds_the_token_to_a_policy_without_one(tiny_datasets, tmp_path, capsys):
     from policies.vla_policy import VLAPolicy
     from vla.serving.client import sample_observation
 
     base = tmp_path / "base"
     assert main(["train", "--config", "configs/tiny.yaml", "--data", *tiny_datasets,
-                 "--out", str(base), "steps=2", "eval_episodes=0"]) == 0
+                 "--out", str(base), "steps=2", "eval_episodes=0",
+                 "model.keypoint_groups=2"]) == 0
     capsys.readouterr()
     tuned = tmp_path / "tuned"
     assert main(["finetune", "--checkpoint", str(base / "checkpoint"), "--data",
                  *tiny_datasets, "--out", str(tuned), "method=full", "sentence_token=true",
-                 "language_tokens=false", "steps=2", "batch_size=8", "eval_episodes=0"]) == 0
+                 "language_tokens=false", "referent_words=true", "steps=2", "batch_size=8",
+                 "eval_episodes=0"]) == 0
     err = capsys.readouterr().err
     assert "added the sentence token" in err and "no longer reads" in err
+    assert "added the referent-word tokens" in err
     checkpoint = tuned / "checkpoint"
     model = json.loads((checkpoint / "config.json").read_text())["model"]
     assert model["sentence_token"] and not model["language_tokens"]
+    assert model["referent_words"]
     weights = load_file(str(checkpoint / "model.safetensors"))
     assert weights["sentence_proj.weight"].abs().sum() > 0  # it trained
     assert "lang_proj.weight" not in weights
+    assert weights["referent_proj.weight"].abs().sum() > 0
     policy = VLAPolicy.from_pretrained(checkpoint, device="cpu")
     chunk = policy.infer(sample_observation(policy.contract, seed=0))
     assert np.isfinite(np.asarray(chunk.actions)).all()
 
 
-@pytest.mark.parametrize("setting", ["sentence_token=true", "language_tokens=false"])
+@pytest.mark.parametrize("setting", ["sentence_token=true", "language_tokens=false",
+                                     "referent_words=true"])
 def test_vla_finetune_refuses_them_with_lora(tiny_datasets, tmp_path, capsys, setting):
     code = main(["finetune", "--data", *tiny_datasets, "--out", str(tmp_path / "r"),
                  "method=lora", setting, "steps=2"])

@@ -64,6 +64,9 @@ class FinetuneConfig(TrainConfig):
     # false: the trunk stops reading the instruction's token features
     # (model.language_tokens); the sentence token then carries the command.
     language_tokens: bool = True
+    # true: give the checkpoint the referent-word tokens (model.referent_words) if it has
+    # none; their projection starts at zero.
+    referent_words: bool = False
 
     def validate(self) -> None:
         super().validate()
@@ -88,6 +91,10 @@ class FinetuneConfig(TrainConfig):
             raise ValueError("sentence_token=true needs method='full' or 'frozen-encoders': "
                              "with method='lora' only the adapters and the head train, and "
                              "the new token's projection would stay at zero")
+        if self.referent_words and self.method == "lora":
+            raise ValueError("referent_words=true needs method='full' or 'frozen-encoders': "
+                             "with method='lora' the new tokens' projection would stay at "
+                             "zero")
         if not self.language_tokens and self.method == "lora":
             raise ValueError("language_tokens=false needs method='full' or "
                              "'frozen-encoders': with method='lora' the trunk could not "
@@ -145,7 +152,11 @@ def _start(cfg: FinetuneConfig, resume_dir: Path | None, dev: torch.device, *,
     from policies.checkpoint import load_model, save_pretrained
     from policies.keypoints import add_location_prior
     from policies.language import LanguageEncoder
-    from policies.vla_model import add_sentence_token, drop_language_tokens
+    from policies.vla_model import (
+        add_referent_words,
+        add_sentence_token,
+        drop_language_tokens,
+    )
     from vla.train.loop import Start
     from vla.train.rebuild import fit_to_data
 
@@ -178,6 +189,11 @@ def _start(cfg: FinetuneConfig, resume_dir: Path | None, dev: torch.device, *,
                 rebuilt = [*rebuilt, "a sentence token added (zero-initialised)"]
                 if _main_process():
                     print("finetune: added the sentence token (model.sentence_token)",
+                          file=sys.stderr)
+            if cfg.referent_words and add_referent_words(model):
+                rebuilt = [*rebuilt, "referent-word tokens added (zero-initialised)"]
+                if _main_process():
+                    print("finetune: added the referent-word tokens (model.referent_words)",
                           file=sys.stderr)
             if not cfg.language_tokens and drop_language_tokens(model):
                 rebuilt = [*rebuilt, "the instruction's tokens removed from the trunk"]
