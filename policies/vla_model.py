@@ -184,10 +184,7 @@ def add_sentence_token(model: VLAModel) -> bool:
     model already has one."""
     if model.sentence_proj is not None:
         return False
-    proj = nn.Linear(model.language_width, model.cfg.d_model)
-    nn.init.zeros_(proj.weight)
-    nn.init.zeros_(proj.bias)
-    model.sentence_proj = proj.to(model.action_query.device)
+    model.sentence_proj = _zero_language_projection(model)
     model.cfg.sentence_token = True
     return True
 
@@ -200,12 +197,18 @@ def add_referent_words(model: VLAModel) -> bool:
     if not model.cfg.keypoint_groups:
         raise ValueError("referent_words=true needs a checkpoint with keypoint groups "
                          "(model.keypoint_groups > 0); this one has none")
+    model.referent_proj = _zero_language_projection(model)
+    model.cfg.referent_words = True
+    return True
+
+
+def _zero_language_projection(model: VLAModel) -> nn.Linear:
+    """Language width -> d_model, all zeros: new tokens that leave a trained model's
+    behaviour as it was until they train."""
     proj = nn.Linear(model.language_width, model.cfg.d_model)
     nn.init.zeros_(proj.weight)
     nn.init.zeros_(proj.bias)
-    model.referent_proj = proj.to(model.action_query.device)
-    model.cfg.referent_words = True
-    return True
+    return proj.to(model.action_query.device)
 
 
 def drop_language_tokens(model: VLAModel) -> bool:
