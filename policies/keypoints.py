@@ -47,12 +47,6 @@ class LanguageKeypoints(nn.Module):
         coords = _expected_xy(heat)  # (B, K, 2)
         return self.to_token(coords.flatten(1).to(heat.dtype)).unsqueeze(1)
 
-    def group_words(self, lang: torch.Tensor, lang_mask: torch.Tensor) -> torch.Tensor:
-        """What each group read of the instruction (B, G, W): its attention-weighted mean
-        of the token features ("red block", "green zone", "left edge")."""
-        return torch.einsum("bgl,blw->bgw", self.attention(lang, lang_mask).to(lang.dtype),
-                            lang)
-
     def coordinates(self, feats: torch.Tensor, lang: torch.Tensor,
                     lang_mask: torch.Tensor) -> torch.Tensor:
         """The K expected image coordinates (B, K, 2), x and y in [-1, 1]."""

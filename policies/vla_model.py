@@ -1,6 +1,7 @@
 """The VLA model: camera frames + instruction + state -> discretised action tokens.
 
-    tokens = [image patches (per camera) | instruction tokens | (sentence) | state | actions]
+    tokens = [image patches and keypoints (per camera) | instruction tokens |
+              (sentence) | (referent words) | state | action tokens]
                           Transformer trunk (policies/transformer.py)
     logits over n_bins for each of the K * A action tokens (K steps, A dims)
 

@@ -87,18 +87,15 @@ class FinetuneConfig(TrainConfig):
             raise ValueError(f"location_prior=true needs method='full': with method="
                              f"{self.method!r} the keypoints are frozen and the new prior "
                              f"would not train")
-        if self.sentence_token and self.method == "lora":
-            raise ValueError("sentence_token=true needs method='full' or 'frozen-encoders': "
-                             "with method='lora' only the adapters and the head train, and "
-                             "the new token's projection would stay at zero")
-        if self.referent_words and self.method == "lora":
-            raise ValueError("referent_words=true needs method='full' or 'frozen-encoders': "
-                             "with method='lora' the new tokens' projection would stay at "
-                             "zero")
-        if not self.language_tokens and self.method == "lora":
-            raise ValueError("language_tokens=false needs method='full' or "
-                             "'frozen-encoders': with method='lora' the trunk could not "
-                             "learn to do without the instruction's tokens")
+        reshaped = [setting for setting, on in (
+            ("sentence_token=true", self.sentence_token),
+            ("referent_words=true", self.referent_words),
+            ("language_tokens=false", not self.language_tokens)) if on]
+        if reshaped and self.method == "lora":
+            raise ValueError(f"{reshaped[0]} needs method='full' or 'frozen-encoders': with "
+                             f"method='lora' only the adapters and the head train, so a new "
+                             f"token's projection would stay at zero and the trunk could not "
+                             f"learn to read the command another way")
         if self.init_from:
             raise ValueError(f"init_from={self.init_from!r} does not apply to fine-tuning: the "
                              f"weights are the checkpoint's (--checkpoint)")
