@@ -35,9 +35,11 @@ bench: install
 
 # Reproduce the shipped default policy: collect the demonstrations (400 per training task,
 # then more of the harder tasks from other seeds), pretrain the grounding, train on every
-# demonstration at once, one DAgger round (configs/dagger.yaml), copy the checkpoint
-# (without its optimizer state) into the package, then calibrate the refusal threshold
-# and choose, on validation episodes, how many actions of each chunk to run.
+# demonstration at once, one DAgger round (configs/dagger.yaml), a fine-tune whose trunk
+# reads the command through its sentence embedding and the referents' words
+# (configs/polish_referent_words.yaml), copy the checkpoint (without its optimizer state)
+# into the package, then calibrate the refusal threshold and choose, on validation
+# episodes, how many actions of each chunk to run.
 DEFAULT_TASKS := pick place stack push_to touch
 MORE_TASKS := pick place stack push_to  # 800 more demonstrations each (data/more)
 MORE2_TASKS := stack push_to  # 1,200 more each (data/more2), and 800 more of place
@@ -56,11 +58,14 @@ default-policy: install
 	$(BIN)/vla train --config configs/default.yaml --out runs/default
 	$(BIN)/vla dagger --config configs/dagger.yaml --checkpoint runs/default --out runs/dagger
 	final=$$($(BIN)/python -c "import json; print(json.load(open('runs/dagger/dagger.json'))['final_checkpoint'])") && \
+	$(BIN)/vla finetune --config configs/polish_referent_words.yaml --checkpoint $$final \
+	   --out runs/referent_words
 	rm -rf policies/checkpoints/default && mkdir -p policies/checkpoints/default && \
-	cp $$final/config.json $$final/model.safetensors $$final/action_tokenizer.json \
-	   $$final/action_contract.json policies/checkpoints/default/ && \
-	$(BIN)/python -m vla.recipe runs/default runs/dagger $$final --pretrain runs/pretrain \
-	   > policies/checkpoints/default/recipe.json
+	cp runs/referent_words/checkpoint/config.json runs/referent_words/checkpoint/model.safetensors \
+	   runs/referent_words/checkpoint/action_tokenizer.json \
+	   runs/referent_words/checkpoint/action_contract.json policies/checkpoints/default/ && \
+	$(BIN)/python -m vla.recipe runs/default runs/dagger runs/referent_words/checkpoint \
+	   --pretrain runs/pretrain --after runs/referent_words > policies/checkpoints/default/recipe.json
 	$(BIN)/python benchmarks/grounding_score.py --write   # grounding.json: the refusal threshold
 	$(BIN)/python benchmarks/execute_steps.py --write     # execution.json: re-plan every N steps
 
