@@ -61,6 +61,18 @@ def neighbours(encoder, templates: dict = TEMPLATES) -> list[dict]:
     return rows
 
 
+def phrasing_success(results: dict) -> dict[str, list[int]]:
+    """A `vla eval` results.json's per-phrasing counts, summed over cells:
+    template -> [successes, episodes]."""
+    success: dict[str, list[int]] = {}
+    for cell in results["cells"].values():
+        for template, count in cell.get("phrasings", {}).items():
+            total = success.setdefault(template, [0, 0])
+            total[0] += count["successes"]
+            total[1] += count["episodes"]
+    return success
+
+
 def main() -> None:
     from policies.config import PACKAGED_MINILM
     from policies.language import LanguageEncoder
@@ -70,13 +82,7 @@ def main() -> None:
                                    "to put beside each template")
     args = ap.parse_args()
     rows = neighbours(LanguageEncoder(PACKAGED_MINILM, max_tokens=32))
-    success: dict[str, list[int]] = {}
-    if args.eval:
-        for cell in json.loads(Path(args.eval).read_text())["cells"].values():
-            for template, count in cell.get("phrasings", {}).items():
-                total = success.setdefault(template, [0, 0])
-                total[0] += count["successes"]
-                total[1] += count["episodes"]
+    success = phrasing_success(json.loads(Path(args.eval).read_text())) if args.eval else {}
     by_template: dict[str, dict] = {}
     for row in rows:
         entry = by_template.setdefault(row["template"], {
