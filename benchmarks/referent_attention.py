@@ -1,4 +1,4 @@
-"""What does each keypoint group read of a phrasing? One JSON object.
+"""What does the object's keypoint group read of each phrasing? One JSON object.
 
 The keypoint groups find the instruction's referents (policies/keypoints.py): group g
 attends over the instruction's tokens, and the words it pools choose where its heat maps
