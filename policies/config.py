@@ -117,6 +117,32 @@ class ModelConfig:
         return (self.image_size // self.patch_size) ** 2
 
 
+def _model_settings_class():
+    """`ModelSettings`: every `ModelConfig` field except the data's sizes, each optional:
+    the `model:` section of a training or pretraining config. Unset fields (None) take
+    the chosen size's default (`SIZES`), then `ModelConfig`'s. Built from `ModelConfig`
+    so the two cannot disagree: one source for each model key, its type and its comment."""
+    import typing
+
+    hints = typing.get_type_hints(ModelConfig)
+    fields = [(f.name, hints[f.name] | None, dataclasses.field(default=None))
+              for f in dataclasses.fields(ModelConfig) if f.name not in DATA_SIZES]
+    cls = dataclasses.make_dataclass("ModelSettings", fields)
+    cls.__module__ = __name__  # where a reader finds it (make_dataclass says "types")
+    return cls
+
+
+DATA_SIZES = ("state_dim", "action_dim")  # set from the data, never by a config
+ModelSettings = _model_settings_class()
+
+
+def settings_overrides(settings) -> dict:
+    """The fields a `ModelSettings` sets (not None), as a plain dict."""
+    if isinstance(settings, dict):  # older callers and records
+        return dict(settings)
+    return {k: v for k, v in dataclasses.asdict(settings).items() if v is not None}
+
+
 SIZES: dict[str, dict] = {
     # For tests: a few thousand parameters' worth of compute.
     "tiny": dict(image_size=32, patch_size=16, stem_channels=16, vision_width=32,

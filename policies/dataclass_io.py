@@ -80,6 +80,9 @@ def from_dict(cls, data: dict, prefix: str = ""):
     names = {f.name for f in dataclasses.fields(cls) if f.init}
     kwargs = {}
     for key, value in (data or {}).items():
+        misplaced = getattr(cls, "MISPLACED", {})  # keys of a sibling config, and why not
+        if key not in names and key in misplaced:
+            raise ValueError(f"{prefix}{key}: {misplaced[key]}")
         if key not in names:
             raise ValueError(f"unknown config key {prefix}{key!r}{_closest(key, names)} "
                              f"(valid: {', '.join(sorted(names))})")

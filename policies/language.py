@@ -61,11 +61,14 @@ class LanguageEncoder:
 
     @torch.no_grad()
     def _encode_new(self, texts: list[str]) -> None:
-        batch = self.tokenizer(texts, padding=True, truncation=True,
-                               max_length=self.max_tokens, return_tensors="pt").to(self.device)
-        features = self.model(**batch).last_hidden_state.float()  # (B, L, width)
-        for text, feats, mask in zip(texts, features, batch["attention_mask"], strict=True):
-            self._cache[text] = feats[mask.bool()].clone()
+        # One instruction at a time, as a policy meets it: batched with others it would be
+        # padded to their length, and matrix kernels round differently at other shapes,
+        # so its features (and a resumed run) would depend on which texts came first.
+        for text in texts:
+            batch = self.tokenizer([text], truncation=True, max_length=self.max_tokens,
+                                   return_tensors="pt").to(self.device)
+            features = self.model(**batch).last_hidden_state.float()  # (1, L, width)
+            self._cache[text] = features[0].clone()
 
     def encode(self, instructions: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
         new = sorted({t for t in instructions if t not in self._cache})

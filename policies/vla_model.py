@@ -72,6 +72,16 @@ class VLAModel(nn.Module):
                 nn.init.normal_(p, std=0.02)
 
     # -- encoding the observation -------------------------------------------------------------
+    def optimizer_groups(self, weight_decay: float) -> list[dict]:
+        """AdamW parameter groups over the trainable parameters (requires_grad): matrices
+        decay, biases, norms and embeddings do not (nanoGPT's `configure_optimizers`)."""
+        trainable = [(n, p) for n, p in self.named_parameters() if p.requires_grad]
+        decays = [p.ndim >= 2 and "embed" not in n for n, p in trainable]
+        return [{"params": [p for (_, p), d in zip(trainable, decays) if d],
+                 "weight_decay": weight_decay},
+                {"params": [p for (_, p), d in zip(trainable, decays) if not d],
+                 "weight_decay": 0.0}]
+
     def encode_prefix(self, images: dict[str, torch.Tensor], state: torch.Tensor,
                       lang: torch.Tensor, lang_mask: torch.Tensor, heat_out: list | None = None):
         """images: camera -> uint8 (B, H, W, 3); state (B, S); lang (B, L, W_lang); lang_mask

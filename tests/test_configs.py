@@ -20,7 +20,8 @@ def _classes():
             "dagger.yaml": DaggerConfig, "polish_paraphrase.yaml": FinetuneConfig,
             "polish_sentence.yaml": FinetuneConfig, "polish_sentence_only.yaml": FinetuneConfig,
             "polish_referent_words.yaml": FinetuneConfig,
-            "pretrain.yaml": PretrainConfig, "wrist.yaml": TrainConfig}
+            "pretrain.yaml": PretrainConfig, "wrist.yaml": TrainConfig,
+            "tiny_finetune.yaml": DaggerConfig}
 
 
 def test_every_recipe_is_known():

@@ -17,7 +17,7 @@ from vla.data.episode_file import read_attrs
 from vla.data.store import DatasetDir
 from vla.envs import resolve_env_id
 
-TINY = str(Path(__file__).parent.parent / "configs" / "tiny.yaml")
+TINY = str(Path(__file__).parent.parent / "configs" / "tiny_finetune.yaml")
 
 
 def _attrs(dataset: Path) -> list[dict]:

@@ -18,6 +18,8 @@ import platform
 import sys
 from pathlib import Path
 
+import yaml
+
 
 def describe(train_run: Path, dagger_run: Path | None = None,
              shipped: Path | None = None, pretrain_run: Path | None = None,
@@ -39,7 +41,7 @@ def describe(train_run: Path, dagger_run: Path | None = None,
         record["dagger"] = _dagger_run(dagger_run)
     if pretrain_run is not None:
         record["pretrain"] = {
-            "config": json.loads((pretrain_run / "pretrain_config.yaml").read_text()),
+            "config": yaml.safe_load((pretrain_run / "pretrain_config.yaml").read_text()),
             "summary": json.loads((pretrain_run / "summary.json").read_text())}
     if polish_runs:  # `vla finetune` runs after the DAgger rounds, in order
         record["polish"] = [_training_run(run) for run in polish_runs]
@@ -59,7 +61,6 @@ def _dagger_run(run: Path) -> dict:
 
 def _training_run(run: Path) -> dict:
     """What a `vla train` / `vla finetune` run directory says of itself."""
-    import yaml
 
     summary = json.loads((run / "summary.json").read_text())
     return {"config": yaml.safe_load((run / "train_config.yaml").read_text()),

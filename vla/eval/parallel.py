@@ -28,7 +28,7 @@ def run_job(job: tuple[str, str, str, int, int | None]):
 
     import sims  # noqa: F401  (registers the envs)
     from sims.camera import camera_options
-    from vla.eval.run import run_episode
+    from vla.eval.episode import run_episode
 
     env_id, split, mode, seed, execute_steps = job
     key = (env_id, split, mode)

@@ -32,7 +32,7 @@ def public_result(result: dict) -> dict:
 
 def caption(result: dict) -> str:
     """Which episodes the numbers come from (stream, seeds), in one line."""
-    from vla.eval.run import STREAM_NAMES
+    from vla.eval.episode import STREAM_NAMES
 
     mode = result.get("mode", "eval")
     first, n = result["seed"], result["episodes"]

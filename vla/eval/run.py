@@ -11,69 +11,24 @@ same numbers. Each chunk's first `execute_steps` actions run before re-querying.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import NamedTuple
 
 import numpy as np
 
 from bridges.contract import ActionContract
 from sims.commands import match
-from sims.splits import HELD_OUT_TASK, MODES, SPLITS
+from sims.splits import MODES
 from sims.stages import NONE, StageTracker
+from vla.eval.episode import (  # noqa: F401  (STREAM_NAMES, plan_cells: the eval API)
+    STREAM_NAMES,
+    Episode,
+    plan_cells,
+    run_episode,
+)
 from vla.eval.stats import summarise
+from vla.run.progress import progress_bar
 
-STREAM_NAMES = {"eval": "evaluation", "val": "validation", "train": "training"}
 OTHER = "(no template)"  # an instruction no template of sims/language.py makes
 
-
-class Episode(NamedTuple):
-    success: bool
-    steps: int
-    instruction: str
-    frames: list
-    stage: str  # the furthest stage reached (`sims.stages.NONE` if none)
-    closest_m: float | None = None  # nearest the target came to its goal (None: no goal)
-
-
-def split_applies(env_id: str, split: str) -> bool:
-    """L4 is the held-out task only; the held-out task is evaluated only as L4."""
-    import sims
-
-    task, _ = sims.env_task(env_id)
-    return (split == "L4") == (task == HELD_OUT_TASK)
-
-
-def plan_cells(env_ids: list[str], splits: list[str]) -> list[tuple[str, str]]:
-    """The (env id, split) pairs `evaluate` runs, in order; raises if there are none."""
-    for split in splits:
-        if split not in SPLITS:
-            raise ValueError(f"split {split!r} is unknown; expected some of {SPLITS}")
-    cells = [(e, s) for e in env_ids for s in splits if split_applies(e, s)]
-    if not cells:
-        raise ValueError(f"no (task, split) pairs to evaluate among tasks {env_ids} and "
-                         f"splits {splits} (L4 is only {HELD_OUT_TASK!r})")
-    return cells
-
-
-def run_episode(policy, env, seed: int, execute_steps: int | None, record: bool) -> Episode:
-    obs, info = env.reset(seed=seed)
-    policy.reset()
-    tracker = StageTracker(env)
-    tracker.reset()
-    frames = [env.render()] if record else []
-    done, steps = False, 0
-    while not done:
-        chunk = policy.infer(obs).actions
-        for action in chunk[: execute_steps or len(chunk)]:
-            obs, _, terminated, truncated, info = env.step(action)
-            steps += 1
-            tracker.update(info["success"])
-            if record:
-                frames.append(env.render())
-            done = terminated or truncated
-            if done:
-                break
-    return Episode(bool(info["success"]), steps, obs["instruction"], frames, tracker.furthest,
-                   tracker.closest_m)
 
 
 def evaluate(policy, env_ids: list[str], splits: list[str], episodes: int, seed: int = 0,
@@ -102,17 +57,40 @@ def evaluate(policy, env_ids: list[str], splits: list[str], episodes: int, seed:
     policy from `loader()` (a picklable callable, e.g. a partial of `load_policy`);
     videos are still replayed here with `policy`.
     """
+    if mode not in MODES:
+        raise ValueError(f"mode {mode!r} is unknown; expected one of {MODES}")
+    cells = plan_cells(env_ids, splits)
+    envs = _open_envs(policy, cells, mode, videos)
+    jobs = [(env_id, split, mode, s, execute_steps) for env_id, split in cells
+            for s in range(seed, seed + episodes)]
+    outcomes = _run_jobs(policy, envs, jobs, workers, loader, progress, mode)
+    results, recorded = {}, []
+    for env_id, split in cells:
+        env = envs[env_id, split]
+        seeds = range(seed, seed + episodes)
+        ran = [outcomes[env_id, split, mode, s, execute_steps] for s in seeds]
+        results[f"{env_id}/{split}"], chosen = _cell(env, env_id, split, seeds, ran, videos)
+        # An episode is a pure function of (policy, stream, seed): replay the chosen ones
+        # with rendering, rather than render every episode in case it is wanted.
+        for s in chosen:
+            ep = run_episode(policy, env, s, execute_steps, record=True)
+            rec = {"env_id": env_id, "split": split, "seed": s, "success": ep.success,
+                   "stage": ep.stage, "instruction": ep.instruction,
+                   "frames": np.stack(ep.frames)}
+            recorded.append(on_video(rec) if on_video else rec)
+        env.close()
+    return {"cells": results, "splits": _group(results, "split"),
+            "tasks": _group(results, "env_id"), "mode": mode, "episodes": episodes,
+            "seed": seed, "videos": recorded}
+
+
+def _open_envs(policy, cells: list[tuple[str, str]], mode: str, videos: int) -> dict:
+    """An env per (env id, split), each checked against the policy's contract."""
     import gymnasium as gym
-    from tqdm import tqdm
 
     import sims  # noqa: F401  (registers the envs)
     from sims.camera import camera_options
 
-    if mode not in MODES:
-        raise ValueError(f"mode {mode!r} is unknown; expected one of {MODES}")
-    cells = plan_cells(env_ids, splits)
-    bar = tqdm(total=len(cells) * episodes, desc=mode, unit="ep",
-               disable=progress is False or (progress is None and not _tty()))
     envs = {}
     for env_id, split in cells:
         envs[env_id, split] = gym.make(env_id, split=split, mode=mode,
@@ -120,8 +98,13 @@ def evaluate(policy, env_ids: list[str], splits: list[str], episodes: int, seed:
                                        **camera_options(policy.contract.cameras))
         policy.contract.check_compatible(ActionContract.from_env(envs[env_id, split]),
                                          f"task {env_id}")
-    jobs = [(env_id, split, mode, s, execute_steps) for env_id, split in cells
-            for s in range(seed, seed + episodes)]
+    return envs
+
+
+def _run_jobs(policy, envs: dict, jobs: list[tuple], workers: int, loader,
+              progress: bool | None, mode: str) -> dict[tuple, Episode]:
+    """Every job's episode (no frames), here or in `workers` processes."""
+    bar = progress_bar(len(jobs), mode, "ep", progress)
 
     def tick(job) -> None:
         bar.update(1)
@@ -134,64 +117,54 @@ def evaluate(policy, env_ids: list[str], splits: list[str], episodes: int, seed:
     else:
         outcomes = {}
         for job in jobs:
-            outcomes[job] = run_episode(policy, envs[job[0], job[1]], job[3], execute_steps,
+            outcomes[job] = run_episode(policy, envs[job[0], job[1]], job[3], job[4],
                                         record=False)
             tick(job)
     bar.close()
-    results, recorded = {}, []
-    for env_id, split in cells:
-        env = envs[env_id, split]
-        stages = StageTracker(env).stages
-        # Video buckets: successes, and failures by the stage they stopped at.
-        kept = {("success",): 0, **{("failure", s): 0 for s in (NONE, *stages[:-1])}}
-        reached = dict.fromkeys(stages, 0)
-        stopped = dict.fromkeys((NONE, *stages[:-1]), 0)
-        wins, steps = 0, []
-        missed_by: list[float] = []  # failures' closest approach to the goal (m)
-        chosen: list[int] = []  # seeds whose episodes are filmed (first of each bucket)
-        phrasings: dict[str, dict[str, int]] = {}  # template -> successes, episodes
-        for s in range(seed, seed + episodes):
-            ep = outcomes[env_id, split, mode, s, execute_steps]
-            wins += ep.success
-            steps.append(ep.steps)
-            found = match(ep.instruction)  # which template made the instruction
-            count = phrasings.setdefault(OTHER if found is None else found[1],
-                                         {"successes": 0, "episodes": 0})
-            count["successes"] += int(ep.success)
-            count["episodes"] += 1
-            depth = 0 if ep.stage == NONE else stages.index(ep.stage) + 1
-            for stage in stages[:depth]:  # reaching a stage is reaching all before it
-                reached[stage] += 1
-            if not ep.success:
-                stopped[ep.stage] += 1
-                if ep.closest_m is not None:
-                    missed_by.append(ep.closest_m)
-            bucket = ("success",) if ep.success else ("failure", ep.stage)
-            if videos and kept[bucket] < videos:
-                kept[bucket] += 1
-                chosen.append(s)
-        # An episode is a pure function of (policy, stream, seed): replay the chosen ones
-        # with rendering, rather than render every episode in case it is wanted.
-        for s in chosen:
-            ep = run_episode(policy, env, s, execute_steps, record=True)
-            rec = {"env_id": env_id, "split": split, "seed": s, "success": ep.success,
-                   "stage": ep.stage, "instruction": ep.instruction,
-                   "frames": np.stack(ep.frames)}
-            recorded.append(on_video(rec) if on_video else rec)
-        env.close()
-        results[f"{env_id}/{split}"] = {
-            **summarise(wins, episodes), "env_id": env_id, "split": split,
-            "mean_steps": float(np.mean(steps)),
-            "stages": {k: v / episodes for k, v in reached.items()}, "stopped_at": stopped,
-            "stage_order": list(stages),  # JSON writers may sort the keys above
-            "failures_closest_m": _quartiles(missed_by),
-            # Success per instruction template (sims/language.py): on L2 this tells a
-            # phrasing the policy does not follow from a task it cannot do.
-            "phrasings": dict(sorted(phrasings.items())),
-        }
-    return {"cells": results, "splits": _group(results, "split"),
-            "tasks": _group(results, "env_id"), "mode": mode, "episodes": episodes,
-            "seed": seed, "videos": recorded}
+    return outcomes
+
+
+def _cell(env, env_id: str, split: str, seeds: range, ran: list[Episode],
+          videos: int) -> tuple[dict, list[int]]:
+    """A cell's summary (see `evaluate`), and the seeds whose episodes are filmed: up to
+    `videos` successes and `videos` failures per stopped stage, the first of each."""
+    stages = StageTracker(env).stages
+    # Video buckets: successes, and failures by the stage they stopped at.
+    kept = {("success",): 0, **{("failure", s): 0 for s in (NONE, *stages[:-1])}}
+    reached = dict.fromkeys(stages, 0)
+    stopped = dict.fromkeys((NONE, *stages[:-1]), 0)
+    missed_by: list[float] = []  # failures' closest approach to the goal (m)
+    chosen: list[int] = []
+    phrasings: dict[str, dict[str, int]] = {}  # template -> successes, episodes
+    for s, ep in zip(seeds, ran):
+        found = match(ep.instruction)  # which template made the instruction
+        count = phrasings.setdefault(OTHER if found is None else found[1],
+                                     {"successes": 0, "episodes": 0})
+        count["successes"] += int(ep.success)
+        count["episodes"] += 1
+        depth = 0 if ep.stage == NONE else stages.index(ep.stage) + 1
+        for stage in stages[:depth]:  # reaching a stage is reaching all before it
+            reached[stage] += 1
+        if not ep.success:
+            stopped[ep.stage] += 1
+            if ep.closest_m is not None:
+                missed_by.append(ep.closest_m)
+        bucket = ("success",) if ep.success else ("failure", ep.stage)
+        if videos and kept[bucket] < videos:
+            kept[bucket] += 1
+            chosen.append(s)
+    episodes = len(ran)
+    summary = {
+        **summarise(sum(ep.success for ep in ran), episodes), "env_id": env_id,
+        "split": split, "mean_steps": float(np.mean([ep.steps for ep in ran])),
+        "stages": {k: v / episodes for k, v in reached.items()}, "stopped_at": stopped,
+        "stage_order": list(stages),  # JSON writers may sort the keys above
+        "failures_closest_m": _quartiles(missed_by),
+        # Success per instruction template (sims/language.py): on L2 this tells a
+        # phrasing the policy does not follow from a task it cannot do.
+        "phrasings": dict(sorted(phrasings.items())),
+    }
+    return summary, chosen
 
 
 def _quartiles(values: list[float]) -> dict | None:
@@ -209,9 +182,3 @@ def _group(cells: dict, key: str) -> dict:
         groups.setdefault(cell[key], []).append(cell)
     return {k: summarise(sum(c["successes"] for c in v), sum(c["episodes"] for c in v))
             for k, v in groups.items()}
-
-
-def _tty() -> bool:
-    import sys
-
-    return sys.stderr.isatty()

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import torch
 
-from vla.train.config import TrainConfig
+from vla.train.config import PolicyTrainingConfig
 
 METHODS = ("full", "frozen-encoders", "lora")
 DEFAULT_LR = {"full": 1e-4, "frozen-encoders": 2e-4, "lora": 1e-3}
@@ -38,9 +38,14 @@ PROVENANCE = "finetune.json"
 
 
 @dataclass
-class FinetuneConfig(TrainConfig):
-    """`TrainConfig` with fine-tuning defaults; `size` and `model` do not apply (the model
-    is the checkpoint's)."""
+class FinetuneConfig(PolicyTrainingConfig):
+    """`PolicyTrainingConfig` with fine-tuning's defaults and its method; the model is the
+    checkpoint's, so `vla train`'s `size`, `model` and `init_from` have no place here."""
+
+    # Keys of `vla train` that a fine-tune refuses, and why (policies/dataclass_io.py).
+    MISPLACED = dict.fromkeys(("size", "model", "init_from"),
+                              "model settings do not apply to fine-tuning; the model, its "
+                              "settings and weights, is the checkpoint's (--checkpoint)")
 
     checkpoint: str = ""  # checkpoint or run directory; "" = the shipped default policy
     method: str = "lora"  # full | frozen-encoders | lora
@@ -72,9 +77,6 @@ class FinetuneConfig(TrainConfig):
         super().validate()
         if self.method not in METHODS:
             raise ValueError(f"method={self.method!r}; expected one of {list(METHODS)}")
-        if self.model:
-            raise ValueError(f"model={self.model!r}: model settings do not apply to "
-                             f"fine-tuning; the model is the checkpoint's")
         if self.lora_rank < 1 or self.lora_alpha <= 0 or not 0 <= self.lora_dropout < 1:
             raise ValueError(f"lora_rank={self.lora_rank}, lora_alpha={self.lora_alpha}, "
                              f"lora_dropout={self.lora_dropout}; expected rank >= 1, "
@@ -96,12 +98,6 @@ class FinetuneConfig(TrainConfig):
                              f"method='lora' only the adapters and the head train, so a new "
                              f"token's projection would stay at zero and the trunk could not "
                              f"learn to read the command another way")
-        if self.init_from:
-            raise ValueError(f"init_from={self.init_from!r} does not apply to fine-tuning: the "
-                             f"weights are the checkpoint's (--checkpoint)")
-        if self.lr is not None and self.lr <= 0:
-            raise ValueError(f"lr={self.lr}; expected a positive learning rate (or null for "
-                             f"the method's default)")
 
 
 def finetune(cfg: FinetuneConfig, out: str, resume: bool = False,
@@ -136,108 +132,142 @@ def finetune(cfg: FinetuneConfig, out: str, resume: bool = False,
 def _start(cfg: FinetuneConfig, resume_dir: Path | None, dev: torch.device, *,
            base_dir: Path, name: str):
     """The loop's `Start` for a fine-tune (see the module doc)."""
-    from policies.adapters import (
-        add_lora,
-        base_identity,
-        copy_into,
-        is_adapter,
-        load_adapter,
-        lora_settings,
-        lora_targets,
-        save_adapter,
-    )
-    from policies.checkpoint import load_model, save_pretrained
-    from policies.keypoints import add_location_prior
+    from policies.adapters import base_identity, is_adapter
     from policies.language import LanguageEncoder
-    from policies.vla_model import (
-        add_referent_words,
-        add_sentence_token,
-        drop_language_tokens,
-    )
     from vla.train.loop import Start
-    from vla.train.rebuild import fit_to_data
 
     lora = cfg.method == "lora"
     if resume_dir is not None and lora != is_adapter(resume_dir):
         raise ValueError(f"--resume: {resume_dir} was not written by method={cfg.method!r}; "
                          f"resume with the method the run started with")
     base = base_identity(base_dir)
-    if resume_dir is not None and not lora:  # the run's own checkpoint: nothing to refit
-        model, info = load_model(resume_dir)
-        tokenizer, contract = info["tokenizer"], info["contract"]
-        provenance = json.loads((resume_dir / PROVENANCE).read_text())
-        differences, rebuilt = provenance["differences"], provenance["rebuilt"]
-    else:
-        model, info = load_model(base_dir)
-        tokenizer, contract = info["tokenizer"], info["contract"]
-        differences, rebuilt = [], []
-        if resume_dir is None:
-            refit = fit_to_data(model, tokenizer, contract, cfg.data, cfg.tokenizer_mode,
-                                reshape_ok=not lora)
-            tokenizer, contract = refit.tokenizer, refit.contract
-            differences, rebuilt = refit.differences, refit.rebuilt
-            _report(base_dir, cfg.method, differences, rebuilt)
-            if cfg.location_prior and add_location_prior(model):
-                rebuilt = [*rebuilt, "keypoints: a location prior added (zero-initialised)"]
-                if _main_process():
-                    print("finetune: added a location prior to the keypoints "
-                          "(model.location_prior)", file=sys.stderr)
-            if cfg.sentence_token and add_sentence_token(model):
-                rebuilt = [*rebuilt, "a sentence token added (zero-initialised)"]
-                if _main_process():
-                    print("finetune: added the sentence token (model.sentence_token)",
-                          file=sys.stderr)
-            if cfg.referent_words and add_referent_words(model):
-                rebuilt = [*rebuilt, "referent-word tokens added (zero-initialised)"]
-                if _main_process():
-                    print("finetune: added the referent-word tokens (model.referent_words)",
-                          file=sys.stderr)
-            if not cfg.language_tokens and drop_language_tokens(model):
-                rebuilt = [*rebuilt, "the instruction's tokens removed from the trunk"]
-                if _main_process():
-                    print("finetune: the trunk no longer reads the instruction's tokens "
-                          "(model.language_tokens=false)", file=sys.stderr)
-    language_width = info["config"]["language_width"]
+    model, info, tokenizer, contract, differences, rebuilt = _load(cfg, resume_dir, base_dir)
     language = LanguageEncoder(model.cfg.language_model, model.cfg.language_max_tokens, dev)
-
     if cfg.method == "frozen-encoders":
         for n, p in model.named_parameters():
             p.requires_grad_(not n.startswith(FROZEN_ENCODERS))
     if lora:
-        overrides = ["head.weight", "head.bias"]
-        if resume_dir is not None:
-            loaded = load_adapter(model, resume_dir, LORA_KEY, base)
-            copy_into(model, loaded["overrides"])
-            tokenizer, contract = loaded["tokenizer"], loaded["contract"]
-            settings, overrides = loaded["config"]["lora"], loaded["config"]["overrides"]
-            rebuilt = loaded["config"]["rebuilt"]
-        else:
-            settings = lora_settings(lora_targets(model, cfg.lora_vision), cfg.lora_rank,
-                                     cfg.lora_alpha, cfg.lora_dropout)
-            add_lora(model, LORA_KEY, settings)
-            if differences:  # a new robot: its state statistics travel with the adapter
-                overrides += ["state_mean", "state_std"]
-        model.head.requires_grad_(True)
-
-        def save(directory: Path) -> None:
-            save_adapter(directory, model, LORA_KEY, name=name, lora=settings, base=base,
-                         tokenizer=tokenizer, contract=contract, overrides=overrides,
-                         rebuilt=rebuilt)
+        tokenizer, contract, rebuilt, save = _with_lora(cfg, model, resume_dir, base, name,
+                                                        tokenizer, contract, differences,
+                                                        rebuilt)
     else:
-        record = {"method": cfg.method, "base": base, "differences": differences,
-                  "rebuilt": rebuilt}
-        blob = (json.dumps(record, indent=1) + "\n").encode()
-
-        def save(directory: Path) -> None:
-            save_pretrained(directory, model, tokenizer, contract, language_width,
-                            extra_files={PROVENANCE: blob})
-
+        save = _full_save(cfg, model, info, tokenizer, contract, base, differences, rebuilt)
     total = sum(p.numel() for p in model.parameters())
     summary = {"method": cfg.method, "base": base["path"], "rebuilt": rebuilt,
                "contract": contract.robot, "total_parameters": total}
     if lora:
         summary["adapter"] = name
     return Start(model, tokenizer, contract, language, save, summary)
+
+
+def _load(cfg: FinetuneConfig, resume_dir: Path | None, base_dir: Path):
+    """The model to train, its checkpoint info, tokenizer and contract, and what differed
+    from the data and was rebuilt: the run's own checkpoint when resuming a full or
+    frozen-encoders run; otherwise the base, fitted to the data and reshaped as `cfg`
+    asks (a fresh run) or as it is (a LoRA resume: the adapter holds what changed)."""
+    from policies.checkpoint import load_model
+    from vla.train.rebuild import fit_to_data
+
+    lora = cfg.method == "lora"
+    if resume_dir is not None and not lora:  # the run's own checkpoint: nothing to refit
+        model, info = load_model(resume_dir)
+        provenance = json.loads((resume_dir / PROVENANCE).read_text())
+        return (model, info, info["tokenizer"], info["contract"], provenance["differences"],
+                provenance["rebuilt"])
+    model, info = load_model(base_dir)
+    tokenizer, contract = info["tokenizer"], info["contract"]
+    if resume_dir is not None:
+        return model, info, tokenizer, contract, [], []
+    refit = fit_to_data(model, tokenizer, contract, cfg.data, cfg.tokenizer_mode,
+                        reshape_ok=not lora)
+    _report(base_dir, cfg.method, refit.differences, refit.rebuilt)
+    rebuilt = [*refit.rebuilt, *_reshape(cfg, model)]
+    return model, info, refit.tokenizer, refit.contract, refit.differences, rebuilt
+
+
+def _reshape(cfg: FinetuneConfig, model) -> list[str]:
+    """Give the checkpoint the inputs `cfg` asks for and it lacks (each new projection
+    starts at zero, so training starts from the checkpoint's behaviour); returns what
+    was changed, for the provenance record."""
+    from policies.keypoints import add_location_prior
+    from policies.vla_model import add_referent_words, add_sentence_token, drop_language_tokens
+
+    surgery = (  # (asked, change, record in finetune.json, what the command says)
+        (cfg.location_prior, add_location_prior,
+         "keypoints: a location prior added (zero-initialised)",
+         "added a location prior to the keypoints (model.location_prior)"),
+        (cfg.sentence_token, add_sentence_token,
+         "a sentence token added (zero-initialised)",
+         "added the sentence token (model.sentence_token)"),
+        (cfg.referent_words, add_referent_words,
+         "referent-word tokens added (zero-initialised)",
+         "added the referent-word tokens (model.referent_words)"),
+        (not cfg.language_tokens, drop_language_tokens,
+         "the instruction's tokens removed from the trunk",
+         "the trunk no longer reads the instruction's tokens (model.language_tokens=false)"),
+    )
+    done = []
+    for asked, change, record, said in surgery:
+        if asked and change(model):
+            done.append(record)
+            if _main_process():
+                print(f"finetune: {said}", file=sys.stderr)
+    return done
+
+
+def _with_lora(cfg: FinetuneConfig, model, resume_dir: Path | None, base: dict, name: str,
+               tokenizer, contract, differences: list[str], rebuilt: list[str]):
+    """LoRA matrices in the model (fresh, or the run's adapter when resuming), the head
+    trainable; returns the tokenizer, contract and record the adapter carries, and how
+    the adapter is saved."""
+    from policies.adapters import (
+        add_lora,
+        copy_into,
+        load_adapter,
+        lora_settings,
+        lora_targets,
+        save_adapter,
+    )
+
+    overrides = ["head.weight", "head.bias"]
+    if resume_dir is not None:
+        loaded = load_adapter(model, resume_dir, LORA_KEY, base)
+        copy_into(model, loaded["overrides"])
+        tokenizer, contract = loaded["tokenizer"], loaded["contract"]
+        settings, overrides = loaded["config"]["lora"], loaded["config"]["overrides"]
+        rebuilt = loaded["config"]["rebuilt"]
+    else:
+        settings = lora_settings(lora_targets(model, cfg.lora_vision), cfg.lora_rank,
+                                 cfg.lora_alpha, cfg.lora_dropout)
+        add_lora(model, LORA_KEY, settings)
+        if differences:  # a new robot: its state statistics travel with the adapter
+            overrides += ["state_mean", "state_std"]
+    model.head.requires_grad_(True)
+
+    def save(directory: Path) -> None:
+        save_adapter(directory, model, LORA_KEY, name=name, lora=settings, base=base,
+                     tokenizer=tokenizer, contract=contract, overrides=overrides,
+                     rebuilt=rebuilt)
+
+    return tokenizer, contract, rebuilt, save
+
+
+def _full_save(cfg: FinetuneConfig, model, info: dict, tokenizer, contract, base: dict,
+               differences: list[str], rebuilt: list[str]):
+    """How a full or frozen-encoders fine-tune saves: a standalone checkpoint with its
+    provenance (finetune.json)."""
+    from policies.checkpoint import save_pretrained
+
+    record = {"method": cfg.method, "base": base, "differences": differences,
+              "rebuilt": rebuilt}
+    blob = (json.dumps(record, indent=1) + "\n").encode()
+    language_width = info["config"]["language_width"]
+
+    def save(directory: Path) -> None:
+        save_pretrained(directory, model, tokenizer, contract, language_width,
+                        extra_files={PROVENANCE: blob})
+
+    return save
 
 
 def _report(base_dir: Path, method: str, differences: list[str], rebuilt: list[str]) -> None:
