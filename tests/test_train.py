@@ -154,3 +154,15 @@ def test_final_check_reports_stages_on_the_validation_stream(tiny_datasets, tmp_
                             str(run)]) == 0  # a fine-tune after that round
     assert [r["steps"] for r in json.loads(capsys.readouterr().out)["after_final_dagger"]] \
         == [1]
+
+
+def test_training_into_a_log_file_prints_step_lines(tiny_datasets, tmp_path, capsys):
+    """With stderr not a terminal (a log file), no bar: a plain line every log_every steps
+    and at the last, so a run sent to a file is never silent."""
+    code = main(["train", "--config", TINY, "--data", tiny_datasets[0], "--out",
+                 str(tmp_path / "run"), "steps=3", "log_every=2", "eval_episodes=0"])
+    assert code == 0
+    lines = [line for line in capsys.readouterr().err.splitlines()
+             if line.startswith("train: step")]
+    assert [line.split()[2] for line in lines] == ["2/3", "3/3"]
+    assert all(" loss " in line and "samples/s" in line for line in lines)

@@ -39,7 +39,7 @@ class DaggerConfig(FinetuneConfig):
     demonstrations; each round's rollouts are added to it."""
 
     method: str = "full"
-    rounds: int = 2
+    rounds: int = 2  # DAgger rounds: roll out, relabel, train
     episodes: int = 100  # rollouts per task per round
     beta: float = 0.3  # share of chunks the expert drives in round 1
     beta_decay: float = 0.5  # beta of round r = beta * beta_decay ** (r - 1)

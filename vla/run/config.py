@@ -13,16 +13,17 @@ AMP = ("auto", "bf16", "off")
 
 @dataclass
 class RunConfig:
-    seed: int = 0
+    seed: int = 0  # every random draw of the run follows from it
     steps: int = 6000  # optimizer steps
-    batch_size: int = 64
-    lr: float = 3e-4
-    weight_decay: float = 0.01
+    batch_size: int = 64  # samples per optimizer step (per process under DDP)
+    lr: float = 3e-4  # AdamW's peak learning rate
+    weight_decay: float = 0.01  # AdamW's, on matrices only
     warmup_steps: int = 200  # linear warm-up, then cosine decay to 5% at the last step
-    brightness: float = 0.15  # image jitter, +- relative; no hue change: colour words
-    contrast: float = 0.15  # must keep their meaning
+    # Image jitter, +- relative; no hue change: colour words must keep their meaning.
+    brightness: float = 0.15
+    contrast: float = 0.15
     log_every: int = 20  # TensorBoard scalars, and a step line when output is a file
-    checkpoint_every: int = 500
+    checkpoint_every: int = 500  # steps between checkpoints (and one at the last step)
     # auto: bf16 autocast on CUDA and on CPUs with native bf16 | bf16 (always) | off
     amp: str = "auto"
     threads: int = 0  # torch CPU threads; 0 = torch's default

@@ -30,7 +30,7 @@ class PolicyTrainingConfig(RunConfig):
     # appear this many times per epoch (e.g. {dyaw: 10}): a rare action is then seen
     # often enough to be learned (docs/RESULTS.md, "Is the turn's direction in the pixels?").
     oversample: dict = field(default_factory=dict)
-    augment: bool = True
+    augment: bool = True  # random shift, brightness and contrast of training frames
     shift_pixels: int = 6  # random shift (pad + crop) in pixels of the model's input
     eval_every: int = 0  # 0 = only at the end
     eval_episodes: int = 5  # per task, split L1, during training
@@ -38,8 +38,8 @@ class PolicyTrainingConfig(RunConfig):
     # Captioned scenes (`vla pretrain`'s RUN/scenes): keep the grounding loss on beside the
     # action loss (co-training), so words the demonstrations never show stay grounded.
     grounding_data: str = ""
-    grounding_weight: float = 0.5
-    grounding_batch: int = 32
+    grounding_weight: float = 0.5  # the grounding loss's weight beside the action loss
+    grounding_batch: int = 32  # captioned scenes per step
     # Probability that a training instruction is re-worded from vla/train/paraphrase.py's
     # bank (same task and words, other phrasing); 0 = the demonstrations' own words.
     paraphrase: float = 0.0
