@@ -40,7 +40,7 @@ import numpy as np
 import torch
 
 from policies.grounding import grounding_heat
-from policies.keypoints import SCORES, grounding_score
+from policies.presence import METHODS, presence_score
 
 # Things no template produces, and words outside the pretraining vocabulary too
 # (sims/vocabulary.py: "banana" and "coffee" are XKCD colour names; tests check this).
@@ -54,7 +54,7 @@ def scores(policy, images: np.ndarray, instructions: list[str], kind: str) -> np
     model = policy.model
     lang, mask = policy.language.encode(instructions)
     heat = grounding_heat(model, torch.from_numpy(images).to(policy.device), lang, mask)
-    return grounding_score(heat, kind, model.cfg.keypoint_groups).cpu().numpy()
+    return presence_score(heat, kind, model.cfg.keypoint_groups).cpu().numpy()
 
 
 def conformal_threshold(valid_scores: np.ndarray, alpha: float) -> float:
@@ -114,7 +114,7 @@ def main() -> None:
                          "test: evaluation stream)")
     ap.add_argument("--false-refusal", type=float, default=0.05,
                     help="alpha: the false-refusal rate the threshold promises at most")
-    ap.add_argument("--score", choices=("auto", *SCORES), default="auto",
+    ap.add_argument("--score", choices=("auto", *METHODS), default="auto",
                     help="how the score reads the heat maps (see above); auto: object for "
                          "policies with keypoint groups, else all_maps")
     ap.add_argument("--test-stream", choices=("eval", "val"), default="eval",

@@ -47,11 +47,11 @@ def score(policy, paths: list[str], frames: int, seed: int, batch: int = 64) -> 
             # Teacher-forced logits for the loss. The greedy tokens are what the policy
             # executes: their argmax for the parallel decoder; for the autoregressive one,
             # `generate` (teacher forcing would feed it the expert's earlier tokens).
-            logits = policy.model(b["images"], b["state"], lang, lang_mask, tokens)
+            logits = policy.model(b["images"], b["state"], lang, lang_mask, tokens).logits
             log_p = torch.log_softmax(logits.float(), -1)  # (B, K * A, n_bins)
             ce = -log_p.gather(-1, tokens[..., None]).squeeze(-1)
             best = (logits.argmax(-1) if cfg.decoder == "parallel" else  # (B, K * A)
-                    policy.model.generate(b["images"], b["state"], lang, lang_mask))
+                    policy.model.generate(b["images"], b["state"], lang, lang_mask).tokens)
             near = ((best - tokens).abs() <= 2).float()
             ce_sum += float((ce * mask).sum())
             near_sum += float((near * mask).sum())

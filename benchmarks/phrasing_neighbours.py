@@ -74,8 +74,8 @@ def phrasing_success(results: dict) -> dict[str, list[int]]:
 
 
 def main() -> None:
-    from policies.config import PACKAGED_MINILM
     from policies.language import LanguageEncoder
+    from policies.vla_model.configuration import PACKAGED_MINILM
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--eval", help="a `vla eval` results.json whose per-phrasing success "

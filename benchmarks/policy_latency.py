@@ -23,10 +23,10 @@ import torch
 def build_policy(args, decoder: str):
     from bridges.contract import ActionContract
     from policies.checkpoint import save_pretrained
-    from policies.config import model_config
     from policies.language import LanguageEncoder
     from policies.tokenizer import ActionTokenizer
-    from policies.vla_model import VLAModel
+    from policies.vla_model.configuration import model_config
+    from policies.vla_model.modeling import VLAModel
     from policies.vla_policy import VLAPolicy
 
     if args.checkpoint:

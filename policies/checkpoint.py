@@ -24,9 +24,9 @@ import signal
 from pathlib import Path
 
 from bridges.contract import ActionContract
-from policies.config import ModelConfig
 from policies.dataclass_io import from_dict
 from policies.tokenizer import ActionTokenizer
+from policies.vla_model.configuration import ModelConfig
 
 FORMAT, VERSION = "vla-policy", 1
 CONFIG, WEIGHTS, CONTRACT = "config.json", "model.safetensors", "action_contract.json"
@@ -153,7 +153,7 @@ def load_model(directory: str | Path, device="cpu"):
     """(model, info) with weights loaded strictly: a missing or extra tensor is an error."""
     from safetensors.torch import load_file
 
-    from policies.vla_model import VLAModel
+    from policies.vla_model.modeling import VLAModel
 
     info = read_checkpoint(directory)
     model = VLAModel(info["model_config"], info["config"]["language_width"],

@@ -24,9 +24,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from policies.config import ModelConfig
-from policies.keypoints import ReferentKeypoints, build_keypoints, group_focus
-from policies.vision import StemEncoder
+from policies.presence import group_focus
+from policies.vla_model.configuration import ModelConfig
+from policies.vla_model.keypoints import ReferentKeypoints, build_keypoints
+from policies.vla_model.vision import StemEncoder
 
 FORMAT, VERSION = "vla-grounding", 1
 REFERENTS = 2  # groups 0 and 1 are supervised; the others stay the policy's own

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from policies.config import PACKAGED_MINILM
+from policies.vla_model.configuration import PACKAGED_MINILM
 
 
 def resolve_language_model(name: str) -> str:

@@ -7,9 +7,10 @@ import torch
 
 from policies.api import ActionChunk, Policy
 from policies.checkpoint import load_model
-from policies.keypoints import SCORES, grounding_score
 from policies.language import LanguageEncoder
+from policies.presence import METHODS, presence_score
 from policies.quantize import check_mode, quantize_int8
+from policies.vla_model.processor import InputProcessor
 
 
 def pick_device(device: str = "auto", quantize: str | None = None) -> torch.device:
@@ -30,6 +31,7 @@ class VLAPolicy(Policy):
         self.cfg = model.cfg
         self.tokenizer, self.contract, self.language = tokenizer, contract, language
         self.device, self.dtype = device, dtype
+        self.processor = InputProcessor(language, self.cfg.cameras, device)
         # Below this `grounding`, the named thing is likely not in view: calibrated on held-
         # out scenes (grounding.json beside the weights; benchmarks/grounding_score.py).
         self.grounding_threshold: float | None = None
@@ -83,21 +85,15 @@ class VLAPolicy(Policy):
     def infer_batch(self, observations: list[dict]) -> list[ActionChunk]:
         for obs in observations:
             self._check(obs)
-        images = {
-            name: torch.from_numpy(np.stack([o["images"][name] for o in observations]))
-            .to(self.device) for name in self.cfg.cameras
-        }
-        state = torch.from_numpy(np.stack([np.asarray(o["state"], np.float32)
-                                           for o in observations])).to(self.device)
-        lang, lang_mask = self.language.encode([o["instruction"] for o in observations])
-        heat: list[torch.Tensor] = []  # per camera (B, K, h, w), when the model has keypoints
+        inputs = self.processor.observations(observations)
         with torch.autocast(self.device.type, dtype=self.dtype,
                             enabled=self.dtype != torch.float32):
-            tokens = self.model.generate(images, state, lang, lang_mask, heat)  # (B, K * A)
+            # tokens (B, K * A); heat: per camera (B, K, h, w) when the model has keypoints
+            tokens, heat = self.model.generate(*inputs)
         tokens = tokens.view(len(observations), self.cfg.chunk_length, self.cfg.action_dim)
         actions = np.clip(self.tokenizer.decode(tokens.cpu().numpy()), -1.0, 1.0)
-        grounding = (torch.stack([grounding_score(h, self.grounding_kind,
-                                                  self.cfg.keypoint_groups)
+        grounding = (torch.stack([presence_score(h, self.grounding_kind,
+                                                 self.cfg.keypoint_groups)
                                   for h in heat]).mean(0).tolist()
                      if heat else [None] * len(actions))  # (B,)
         return [ActionChunk(a, self.contract.control_hz, grounding=g)
@@ -146,7 +142,7 @@ def read_execution(directory, chunk_length: int) -> int | None:
 
 def read_grounding(directory) -> tuple[float | None, str]:
     """The calibrated threshold in DIR/grounding.json (None when there is none) and the
-    score it was calibrated for (policies/keypoints.py SCORES; "all_maps" unless the file
+    score it was calibrated for (policies/presence.py METHODS; "all_maps" unless the file
     says otherwise)."""
     import json
     from pathlib import Path
@@ -161,6 +157,6 @@ def read_grounding(directory) -> tuple[float | None, str]:
         raise ValueError(f"{path}: expected {{\"threshold\": number, ...}} as "
                          f"benchmarks/grounding_score.py --write writes it") from None
     score = record.get("score", "all_maps")
-    if score not in SCORES:
-        raise ValueError(f"{path}: score={score!r}; expected one of {', '.join(SCORES)}")
+    if score not in METHODS:
+        raise ValueError(f"{path}: score={score!r}; expected one of {', '.join(METHODS)}")
     return threshold, score

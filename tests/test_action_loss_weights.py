@@ -6,8 +6,8 @@ import json
 
 import torch
 
-from policies.config import SIZES, ModelConfig
-from policies.vla_model import VLAModel
+from policies.vla_model.configuration import SIZES, ModelConfig
+from policies.vla_model.modeling import VLAModel
 from vla.cli import main
 
 TINY = "configs/tiny.yaml"

@@ -179,8 +179,8 @@ def test_lora_adapts_a_pretrained_causal_lm_trunk(tmp_path):
     from transformers import LlamaConfig, LlamaModel
 
     from policies.adapters import add_lora, lora_settings, lora_targets
-    from policies.config import model_config
-    from policies.vla_model import VLAModel
+    from policies.vla_model.configuration import model_config
+    from policies.vla_model.modeling import VLAModel
 
     LlamaModel(LlamaConfig(vocab_size=16, hidden_size=32, intermediate_size=64,
                            num_hidden_layers=1, num_attention_heads=2,
@@ -195,16 +195,16 @@ def test_lora_adapts_a_pretrained_causal_lm_trunk(tmp_path):
     inputs = ({"front": torch.randint(0, 256, (2, 32, 32, 3), dtype=torch.uint8)},
               torch.randn(2, 6), torch.randn(2, 3, 16), torch.ones(2, 3, dtype=torch.bool))
     with torch.no_grad():
-        before = model(*inputs)
+        before = model(*inputs).logits
         add_lora(model, "a", lora_settings(targets, 2, 4.0, 0.0))
         for name, p in model.named_parameters():
             if "lora_B" in name:
                 p.normal_()
-        after = model(*inputs)
+        after = model(*inputs).logits
         for module in model.modules():
             if isinstance(module, BaseTunerLayer):
                 module.enable_adapters(False)
-        off = model(*inputs)
+        off = model(*inputs).logits
     assert not torch.equal(after, before) and torch.equal(off, before)
 
 

@@ -17,7 +17,7 @@ def test_the_page_matches_the_config_dataclasses():
 def test_every_key_and_model_setting_is_listed():
     import dataclasses
 
-    from policies.config import DATA_SIZES, ModelConfig
+    from policies.vla_model.configuration import DATA_SIZES, ModelConfig
     from vla.train.finetune import FinetuneConfig
 
     text = PAGE.read_text()

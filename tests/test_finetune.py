@@ -119,7 +119,7 @@ def test_adapter_off_is_the_base_bit_for_bit_and_merge_equals_base_plus_adapter(
         state = torch.from_numpy(np.stack([o["state"] for o in obs]))
         lang, mask = policy.language.encode([o["instruction"] for o in obs])
         with torch.no_grad():
-            return policy.model(images, state, lang, mask)
+            return policy.model(images, state, lang, mask).logits
 
     host.activate(None)
     assert torch.equal(logits(host), logits(base))  # adapter off: the base, bit for bit

@@ -10,8 +10,8 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from policies.config import ModelConfig
-from policies.keypoints import ReferentKeypoints
+from policies.vla_model.configuration import ModelConfig
+from policies.vla_model.keypoints import ReferentKeypoints
 from vla.cli import main
 
 WIDTH, CHANNELS, GROUPS, PER_GROUP = 8, 16, 2, 2

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from benchmark_module import load_benchmark
 
-from policies.config import PACKAGED_MINILM
 from policies.language import LanguageEncoder
+from policies.vla_model.configuration import PACKAGED_MINILM
 
 
 def test_a_training_phrasing_is_its_own_nearest_neighbour():

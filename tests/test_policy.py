@@ -13,10 +13,10 @@ import torch
 import sims  # noqa: F401
 from bridges.contract import ActionContract
 from policies.checkpoint import load_model, save_pretrained
-from policies.config import model_config
 from policies.language import LanguageEncoder, resolve_language_model
 from policies.tokenizer import ActionTokenizer
-from policies.vla_model import VLAModel
+from policies.vla_model.configuration import model_config
+from policies.vla_model.modeling import VLAModel
 from policies.vla_policy import VLAPolicy
 from vla.cli import main
 
@@ -98,14 +98,14 @@ def test_model_learns_a_batch_and_decodes(decoder, stem, groups, language, obser
     optim = torch.optim.AdamW(model.parameters(), lr=3e-3)
     losses = []
     for _ in range(60):
-        loss = model.loss(model(images, state, lang, mask, target), target)
+        loss = model.loss(model(images, state, lang, mask, target).logits, target)
         optim.zero_grad()
         loss.backward()
         optim.step()
         losses.append(loss.item())
     assert losses[-1] < 0.3 * losses[0]
     model.eval()
-    tokens = model.generate(images, state, lang, mask)
+    tokens = model.generate(images, state, lang, mask).tokens
     assert tokens.shape == (4, cfg.chunk_length * 5)
     assert torch.equal(tokens[0], target[0])
 
@@ -135,7 +135,7 @@ def test_keypoints_follow_the_instruction_and_the_image(language, observation):
     images, state, lang, mask = _batch(observation[0], language, b=1)
     other_lang, other_mask = language.encode(["touch the purple bar"])
     with torch.no_grad():
-        prefix, _ = model.encode_prefix(images, state, lang, mask)
+        prefix = model.encode_prefix(images, state, lang, mask).tokens
         _, stem_map = model.vision.features(images["front"])
         token = model.keypoints(stem_map, lang, mask)
         reworded = model.keypoints(stem_map, other_lang, other_mask)
@@ -155,7 +155,7 @@ def test_referent_keypoints_give_one_token_per_group_and_read_their_own_words(
     images, state, lang, mask = _batch(observation[0], language, b=1)
     short, short_mask = language.encode(["touch the purple bar", observation[0]["instruction"]])
     with torch.no_grad():
-        prefix, _ = model.encode_prefix(images, state, lang, mask)
+        prefix = model.encode_prefix(images, state, lang, mask).tokens
         attention = model.keypoints.attention(short, short_mask)  # (2, G, L)
         _, stem_map = model.vision.features(images["front"])
         tokens = model.keypoints(stem_map.expand(2, -1, -1, -1), short, short_mask)
@@ -173,9 +173,9 @@ def test_autoregressive_kv_cache_matches_teacher_forcing(language, observation):
     cfg = model_config("tiny", decoder="autoregressive", state_dim=6, action_dim=5)
     model = VLAModel(cfg, language.width).eval()
     images, state, lang, mask = _batch(observation[0], language, b=2)
-    generated = model.generate(images, state, lang, mask)
+    generated = model.generate(images, state, lang, mask).tokens
     with torch.no_grad():
-        logits = model(images, state, lang, mask, generated)
+        logits = model(images, state, lang, mask, generated).logits
     assert torch.equal(logits.argmax(-1), generated)
 
 
@@ -259,13 +259,14 @@ def test_pretrained_causal_lm_trunk_from_a_local_directory(decoder, tmp_path, la
     model = _save_tiny(tmp_path / "ckpt", language, contract, trunk=str(lm_dir),
                        decoder=decoder)
     images, state, lang, mask = _batch(obs, language, b=2)
-    tokens = model.generate(images, state, lang, mask)
+    tokens = model.generate(images, state, lang, mask).tokens
     if decoder == "autoregressive":  # the LM's KV cache agrees with teacher forcing
         with torch.no_grad():
-            assert torch.equal(model(images, state, lang, mask, tokens).argmax(-1), tokens)
+            assert torch.equal(model(images, state, lang, mask, tokens).logits.argmax(-1),
+                               tokens)
     shutil.rmtree(lm_dir)  # the checkpoint alone rebuilds the LM from its stored config
     policy = VLAPolicy.from_pretrained(tmp_path / "ckpt", device="cpu")
-    assert torch.equal(policy.model.generate(images, state, lang, mask), tokens)
+    assert torch.equal(policy.model.generate(images, state, lang, mask).tokens, tokens)
 
 
 def test_soft_labels_charge_near_misses_less_than_far_ones(language):

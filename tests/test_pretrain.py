@@ -152,7 +152,7 @@ def test_collect_refuses_the_held_out_split(tmp_path, capsys):
 
 
 def test_the_referent_score_is_the_lower_of_the_two_named_things():
-    from policies.keypoints import concentration
+    from policies.presence import concentration
 
     heat = torch.zeros(1, 4, 8, 8)  # 2 groups of 2 maps
     heat[0, 0, 3, 3] = heat[0, 1, 3, 3] = 20.0  # group 0 found its thing; group 1 is flat
@@ -161,7 +161,7 @@ def test_the_referent_score_is_the_lower_of_the_two_named_things():
 
 
 def test_the_object_score_reads_group_0s_mean_map():
-    from policies.keypoints import grounding_score
+    from policies.presence import presence_score
 
     same = torch.zeros(1, 16, 8, 8)  # 2 groups of 8 maps; group 0's all peak on one pixel
     same[0, :8, 3, 3] = 30.0
@@ -169,16 +169,16 @@ def test_the_object_score_reads_group_0s_mean_map():
     for k in range(8):
         spread[0, k, k, (3 * k) % 8] = 30.0
     flat = torch.zeros(1, 16, 8, 8)
-    obj = {name: grounding_score(h, "object", 2).item()
+    obj = {name: presence_score(h, "object", 2).item()
            for name, h in (("same", same), ("spread", spread), ("flat", flat))}
     assert obj["same"] == pytest.approx(np.log(64), abs=1e-3)
     assert obj["spread"] == pytest.approx(np.log(64 / 8), abs=1e-3)
     assert obj["flat"] == pytest.approx(0.0, abs=1e-4)
     # Single-map sharpness cannot tell "all on one thing" from "each somewhere else".
-    assert grounding_score(same, "referents", 2).item() == pytest.approx(
-        grounding_score(spread, "referents", 2).item(), abs=1e-3)
-    with pytest.raises(ValueError, match="score='sharpest'"):
-        grounding_score(same, "sharpest", 2)
+    assert presence_score(same, "referents", 2).item() == pytest.approx(
+        presence_score(spread, "referents", 2).item(), abs=1e-3)
+    with pytest.raises(ValueError, match="method='sharpest'"):
+        presence_score(same, "sharpest", 2)
 
 
 def test_refusal_threshold_is_split_conformal():

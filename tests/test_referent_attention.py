@@ -9,9 +9,9 @@ import pytest
 import torch
 from benchmark_module import load_benchmark
 
-from policies.config import PACKAGED_MINILM, model_config
 from policies.language import LanguageEncoder
-from policies.vla_model import VLAModel
+from policies.vla_model.configuration import PACKAGED_MINILM, model_config
+from policies.vla_model.modeling import VLAModel
 
 
 @pytest.fixture(scope="module")

@@ -12,10 +12,10 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from policies.config import ModelConfig
 from policies.language import sentence_embedding
-from policies.vla_model import (
-    VLAModel,
+from policies.vla_model.configuration import ModelConfig
+from policies.vla_model.modeling import VLAModel
+from policies.vla_model.surgery import (
     add_referent_words,
     add_sentence_token,
     drop_language_tokens,
@@ -54,12 +54,12 @@ def test_the_token_reads_words_past_the_trunks_cut():
     lang = torch.randn(1, 5, WIDTH).repeat(2, 1, 1)
     lang[1, 3:] = torch.randn(2, WIDTH)
     plain = tiny_model(False)
-    prefix, mask = plain.encode_prefix(*inputs(lang))
+    prefix, mask, _ = plain.encode_prefix(*inputs(lang))
     assert torch.allclose(prefix[0], prefix[1], atol=1e-6)
     model = tiny_model(True)
-    prefix_s, mask_s = model.encode_prefix(*inputs(lang))
+    prefix_s, mask_s, _ = model.encode_prefix(*inputs(lang))
     assert prefix_s.shape[1] == prefix.shape[1] + 1 and mask_s.all()
-    logits = model(*inputs(lang))  # (2, K * A, n_bins)
+    logits = model(*inputs(lang)).logits  # (2, K * A, n_bins)
     assert not torch.allclose(logits[0], logits[1])
 
 
@@ -67,7 +67,7 @@ def test_padding_words_stay_masked_with_the_token():
     model = tiny_model(True)
     images, state, lang, mask = inputs(torch.randn(2, 3, WIDTH))
     mask[1, 2] = False
-    prefix, prefix_mask = model.encode_prefix(images, state, lang, mask)
+    prefix, prefix_mask, _ = model.encode_prefix(images, state, lang, mask)
     n_image = prefix.shape[1] - 3 - 2  # instruction (3), sentence and state tokens
     assert prefix_mask[1, n_image + 2].item() is False
     assert prefix_mask[:, n_image + 3 :].all() and prefix_mask[:, :n_image].all()
@@ -86,14 +86,13 @@ def test_without_language_tokens_the_sentence_carries_the_command():
     model = tiny_model(True, language_tokens=False, keypoints=4, keypoint_groups=2)
     torch.nn.init.normal_(model.keypoints.film, std=0.5)  # zero at init: words not yet read
     lang = torch.randn(2, 3, WIDTH)
-    heat: list = []
-    prefix, mask = model.encode_prefix(*inputs(lang), heat_out=heat)
+    prefix, mask, heat = model.encode_prefix(*inputs(lang))
     with_tokens = tiny_model(True, keypoints=4, keypoint_groups=2)
     assert prefix.shape[1] == with_tokens.encode_prefix(*inputs(lang))[0].shape[1] - 3
     assert mask.all()
     # The keypoints still read the words, and the two commands still act differently.
     assert not torch.allclose(heat[0][0], heat[0][1])
-    logits = model(*inputs(lang))
+    logits = model(*inputs(lang)).logits
     assert not torch.allclose(logits[0], logits[1])
 
 
@@ -112,7 +111,7 @@ def test_referent_words_give_the_trunk_what_each_group_read():
     model = tiny_model(True, language_tokens=False, keypoints=4, keypoint_groups=2,
                        referent_words=True)
     lang = torch.randn(2, 3, WIDTH)
-    prefix, _ = model.encode_prefix(*inputs(lang))
+    prefix = model.encode_prefix(*inputs(lang)).tokens
     plain = tiny_model(True, language_tokens=False, keypoints=4, keypoint_groups=2)
     assert prefix.shape[1] == plain.encode_prefix(*inputs(lang))[0].shape[1] + 2  # G = 2
     # The tokens are the groups' attention-pooled words, projected.

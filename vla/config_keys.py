@@ -86,7 +86,7 @@ def keys_table(cls, prefix: str = "") -> str:
 
 
 def model_table() -> str:
-    from policies.config import DATA_SIZES, SIZES, ModelConfig
+    from policies.vla_model.configuration import DATA_SIZES, SIZES, ModelConfig
 
     hints = typing.get_type_hints(ModelConfig)
     comments = field_comments(ModelConfig)

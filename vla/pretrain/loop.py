@@ -20,9 +20,9 @@ from pathlib import Path
 
 import torch
 
-from policies.config import ModelConfig
 from policies.grounding import GroundingModel, grounding_loss, init_from, save_grounding
 from policies.language import LanguageEncoder
+from policies.vla_model.configuration import ModelConfig
 from vla.pretrain.data import GroundingData
 from vla.pretrain.scenes import generate
 from vla.run.config import NewModel, RunConfig

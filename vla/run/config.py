@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from policies.config import SIZES, ModelConfig, ModelSettings, settings_overrides
 from policies.dataclass_io import from_dict
+from policies.vla_model.configuration import SIZES, ModelConfig, ModelSettings, settings_overrides
 
 AMP = ("auto", "bf16", "off")
 

@@ -189,8 +189,12 @@ def _reshape(cfg: FinetuneConfig, model) -> list[str]:
     """Give the checkpoint the inputs `cfg` asks for and it lacks (each new projection
     starts at zero, so training starts from the checkpoint's behaviour); returns what
     was changed, for the provenance record."""
-    from policies.keypoints import add_location_prior
-    from policies.vla_model import add_referent_words, add_sentence_token, drop_language_tokens
+    from policies.vla_model.surgery import (
+        add_location_prior,
+        add_referent_words,
+        add_sentence_token,
+        drop_language_tokens,
+    )
 
     surgery = (  # (asked, change, record in finetune.json, what the command says)
         (cfg.location_prior, add_location_prior,

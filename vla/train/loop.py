@@ -28,7 +28,7 @@ from bridges.contract import ActionContract
 from policies.checkpoint import load_model, save_pretrained
 from policies.language import LanguageEncoder
 from policies.tokenizer import ActionTokenizer
-from policies.vla_model import VLAModel
+from policies.vla_model.modeling import VLAModel
 from vla.run.directory import RunDirectory
 from vla.run.precision import amp_dtype
 from vla.run.steps import Job, Outcome, run_steps, tensorboard

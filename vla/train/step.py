@@ -9,7 +9,8 @@ import sys
 import torch
 from torch.utils.data import DataLoader
 
-from policies.vla_model import masked_mean
+from policies.vla_model.modeling import masked_mean
+from policies.vla_model.processor import InputProcessor
 from vla.run.precision import autocast
 from vla.train.augment import augment_images
 from vla.train.config import TrainConfig
@@ -29,6 +30,7 @@ class ActionStep:
         self.model, self.optimizer, self.scheduler = begin.model, optimizer, scheduler
         self.dev, self.amp_dtype, self.gen = dev, amp_dtype, augment_gen
         self.paraphrase = paraphrase
+        self.processor = InputProcessor(begin.language, self.model.cfg.cameras, dev)
         mcfg, names = self.model.cfg, list(begin.contract.action_names)
         weight = cfg.token_weights(names, mcfg.chunk_length)
         self.token_weight = None if weight is None else weight.to(dev)
@@ -92,15 +94,14 @@ class ActionStep:
     def _token_losses(self, batch: dict):
         """Per-token cross-entropy (B, K * A) of the batch's actions, and their mask."""
         cfg, dev, begin = self.cfg, self.dev, self.begin
-        images = {c: _maybe_augment(x, cfg, self.gen).to(dev)
-                  for c, x in batch["images"].items()}
+        images = {c: _maybe_augment(x, cfg, self.gen) for c, x in batch["images"].items()}
         tokens = torch.from_numpy(begin.tokenizer.encode(batch["action"].numpy()))
         tokens = tokens.flatten(1).to(dev)  # (B, K * A)
         token_mask = batch["action_mask"].repeat_interleave(self.a_dim, dim=1).to(dev)
-        lang, lang_mask = begin.language.encode(self.paraphrase(batch["instruction"],
-                                                                self.gen))
+        inputs = self.processor(images, batch["state"],
+                                self.paraphrase(batch["instruction"], self.gen))
         with autocast(dev, self.amp_dtype):
-            logits = self.ddp_model(images, batch["state"].to(dev), lang, lang_mask, tokens)
+            logits = self.ddp_model(*inputs, tokens).logits
         return self.model.token_losses(logits, tokens, cfg.label_sigma_bins), token_mask
 
     def _grounding_loss(self) -> torch.Tensor:

@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from policies.config import ModelConfig
+from policies.vla_model.configuration import ModelConfig
 
 # Pretrained backbones expect ImageNet statistics; our from-scratch ViT uses 0.5/0.5.
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)

@@ -13,13 +13,11 @@ for. It reads the conv stem's feature map, so it needs `model.vision_stem: conv`
 
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from policies.config import ModelConfig
+from policies.vla_model.configuration import ModelConfig
 
 
 class LanguageKeypoints(nn.Module):
@@ -190,21 +188,6 @@ class LocationPrior(nn.Module):
         return torch.einsum("bkt,thw->bkhw", coef, basis)
 
 
-def add_location_prior(model: nn.Module) -> bool:
-    """Give a trained model's referent keypoints a zero-initialised LocationPrior (its maps
-    are unchanged until it trains); False if they already have one."""
-    keypoints = getattr(model, "keypoints", None)
-    if not isinstance(keypoints, ReferentKeypoints):
-        raise ValueError("location_prior=true needs a checkpoint with keypoint groups "
-                         "(model.keypoint_groups > 0); this one has none")
-    if keypoints.location is not None:
-        return False
-    keypoints.location = LocationPrior(keypoints.keys.in_features, keypoints.groups,
-                                       keypoints.per_group).to(keypoints.queries.device)
-    model.cfg.location_prior = True
-    return True
-
-
 def build_keypoints(cfg: ModelConfig, language_width: int) -> nn.Module | None:
     """The keypoint module the config asks for: none, one pooled instruction, or groups."""
     if not cfg.keypoints:
@@ -214,57 +197,6 @@ def build_keypoints(cfg: ModelConfig, language_width: int) -> nn.Module | None:
                                  cfg.keypoint_groups, cfg.d_model,
                                  location_prior=cfg.location_prior)
     return LanguageKeypoints(cfg.stem_channels, language_width, cfg.keypoints, cfg.d_model)
-
-
-# How a grounding score reads the heat maps (grounding.json "score"; `grounding_score`).
-SCORES = ("all_maps", "referents", "object")
-
-
-def grounding_score(heat: torch.Tensor, kind: str, groups: int) -> torch.Tensor:
-    """The grounding score (B,) of heat maps (B, K, h, w) in `groups` keypoint groups:
-
-    all_maps   mean peak sharpness of every map (`concentration`);
-    referents  the lower of groups 0 and 1's mean peak sharpness;
-    object     how far group 0's *mean* map is from flat (`group_focus`): the quantity
-               `vla pretrain`'s loss trains (peaked on the named object, flat when it is
-               absent), so it separates best for grounding-trained policies
-               (docs/RESULTS.md, "Refusing what the policy does not see")."""
-    if kind == "object":
-        return group_focus(heat, groups)[:, 0]
-    if kind == "referents":
-        return concentration(heat, groups)
-    if kind == "all_maps":
-        return concentration(heat)
-    raise ValueError(f"score={kind!r}; expected one of {', '.join(SCORES)}")
-
-
-def group_focus(heat: torch.Tensor, groups: int) -> torch.Tensor:
-    """(B, G): KL divergence (nats) of each group's mean keypoint distribution from a flat
-    one, i.e. log(h * w) - entropy: 0 when the group's maps together cover the image
-    evenly, log(h * w) when they all pick one pixel. Single maps may each peak somewhere
-    while their mean stays flat; the mean is what the grounding loss shapes."""
-    b, k, h, w = heat.shape
-    prob = torch.softmax(heat.flatten(2).float(), dim=-1)  # (B, K, h * w)
-    mean = prob.view(b, groups, k // groups, h * w).mean(2)  # (B, G, h * w)
-    entropy = -(mean * torch.log(mean.clamp(min=1e-12))).sum(-1)
-    return math.log(h * w) - entropy
-
-
-def concentration(heat: torch.Tensor, referent_groups: int = 0) -> torch.Tensor:
-    """How sharply heat maps (B, K, h, w) peak: (B,), 0 for flat maps, log(h * w) for one
-    hot pixel. The grounding score: maps that find what the instruction names peak on it;
-    with nothing to find they stay flatter (benchmarks/grounding_score.py measures how
-    well that separates).
-
-    referent_groups=0 averages over all K maps. referent_groups=G (the maps in G groups,
-    the first two trained to find the instruction's two referents, `vla pretrain`) takes
-    the lower of groups 0 and 1: either named thing missing should lower the score."""
-    prob = torch.softmax(heat.flatten(2).float(), dim=-1)  # (B, K, h * w)
-    peak = torch.log(prob.max(-1).values * prob.shape[-1])  # (B, K)
-    if not referent_groups:
-        return peak.mean(-1)
-    per_group = peak.view(peak.shape[0], referent_groups, -1).mean(-1)  # (B, G)
-    return per_group[:, :2].min(-1).values
 
 
 def _expected_xy(heat: torch.Tensor) -> torch.Tensor:

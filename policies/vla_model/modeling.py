@@ -2,8 +2,12 @@
 
     tokens = [image patches and keypoints (per camera) | instruction tokens |
               (sentence) | (referent words) | state | action tokens]
-                          Transformer trunk (policies/transformer.py)
+                          Transformer trunk (trunk.py)
     logits over n_bins for each of the K * A action tokens (K steps, A dims)
+
+`forward` returns what it computes (`ModelOutput`): the logits and each camera's keypoint
+heat maps, which the presence score (policies/presence.py) and the console read.
+docs/model.md draws the token layout of the shipped configuration (policies/diagram.py).
 
 Two decoders share the weights' layout:
 - parallel: the action positions hold learned queries; one forward pass gives every
@@ -15,16 +19,34 @@ Logits cover the n_bins action bins only, so an output is always a valid action 
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from policies.config import ModelConfig
-from policies.hf_trunk import HFCausalTrunk
-from policies.keypoints import build_keypoints
 from policies.language import sentence_embedding
-from policies.transformer import Trunk
-from policies.vision import VisionEncoder
+from policies.vla_model.configuration import ModelConfig
+from policies.vla_model.hf_trunk import HFCausalTrunk
+from policies.vla_model.keypoints import build_keypoints
+from policies.vla_model.trunk import Trunk
+from policies.vla_model.vision import VisionEncoder
+
+
+class Prefix(NamedTuple):
+    tokens: torch.Tensor  # (B, T_p, D)
+    mask: torch.Tensor  # (B, T_p), True = a real token
+    heat: list[torch.Tensor]  # per camera, keypoint heat maps (B, K, h, w); [] without
+
+
+class ModelOutput(NamedTuple):
+    logits: torch.Tensor  # (B, K * A, n_bins)
+    heat: list[torch.Tensor]  # as Prefix.heat
+
+
+class Generation(NamedTuple):
+    tokens: torch.Tensor  # (B, K * A) greedy action tokens
+    heat: list[torch.Tensor]  # as Prefix.heat
 
 
 class VLAModel(nn.Module):
@@ -83,23 +105,22 @@ class VLAModel(nn.Module):
                  "weight_decay": 0.0}]
 
     def encode_prefix(self, images: dict[str, torch.Tensor], state: torch.Tensor,
-                      lang: torch.Tensor, lang_mask: torch.Tensor, heat_out: list | None = None):
+                      lang: torch.Tensor, lang_mask: torch.Tensor) -> Prefix:
         """images: camera -> uint8 (B, H, W, 3); state (B, S); lang (B, L, W_lang); lang_mask
-        (B, L). Returns prefix (B, T_p, D) and its key mask (B, T_p), True = real token.
-        `heat_out`, when given, receives each camera's keypoint heat maps (B, K, h, w)."""
+        (B, L). Returns the prefix tokens (B, T_p, D), their key mask (B, T_p) and each
+        camera's keypoint heat maps (B, K, h, w)."""
         n_lang = min(lang.shape[1], self.cfg.language_max_tokens)
         # Pooled over every token the encoder gave, before the cut to n_lang.
         sentence = sentence_embedding(lang, lang_mask) if self.sentence_proj else None
         lang, lang_mask = lang[:, :n_lang], lang_mask[:, :n_lang]  # the keypoints read these
-        parts = []
+        parts, heat_maps = [], []
         for i, name in enumerate(self.cfg.cameras):
             feats, stem_map = self.vision.features(images[name])  # (B, N, W_vis), (B, C, h, w)
             parts.append(self.vision_proj(feats) + self.camera_embed[i])
             if self.keypoints is not None:  # (B, G, D): where the instruction's objects are
                 heat = self.keypoints.heat_maps(stem_map, lang, lang_mask)  # (B, K, h, w)
                 parts.append(self.keypoints.tokens(heat) + self.camera_embed[i])
-                if heat_out is not None:
-                    heat_out.append(heat)
+                heat_maps.append(heat)
         n_image = sum(p.shape[1] for p in parts)
         if self.lang_proj is not None:
             parts.append(self.lang_proj(lang) + self.lang_pos[:, :n_lang])
@@ -116,14 +137,13 @@ class VLAModel(nn.Module):
         b, t_p = prefix.shape[:2]
         mask = torch.ones(b, t_p, dtype=torch.bool, device=prefix.device)
         mask[:, n_image : n_image + n_lang] = lang_mask[:, :n_lang]  # the rest are real
-        return prefix, mask
+        return Prefix(prefix, mask, heat_maps)
 
     # -- training forward ----------------------------------------------------------------------
-    def forward(self, images, state, lang, lang_mask, target_tokens=None,
-                heat_out: list | None = None) -> torch.Tensor:
-        """Logits (B, K * A, n_bins). The autoregressive decoder needs `target_tokens`
-        (B, K * A) for teacher forcing."""
-        prefix, prefix_mask = self.encode_prefix(images, state, lang, lang_mask, heat_out)
+    def forward(self, images, state, lang, lang_mask, target_tokens=None) -> ModelOutput:
+        """Logits (B, K * A, n_bins) and the heat maps. The autoregressive decoder needs
+        `target_tokens` (B, K * A) for teacher forcing."""
+        prefix, prefix_mask, heat = self.encode_prefix(images, state, lang, lang_mask)
         b, t_p, _ = prefix.shape
         n = self.n_action_tokens
         if self.cfg.decoder == "parallel":
@@ -138,7 +158,7 @@ class VLAModel(nn.Module):
             causal = True
         x = torch.cat([prefix, actions], dim=1)
         mask = _attention_mask(prefix_mask, n, causal)
-        return self.head(self.trunk(x, mask)[:, t_p:])
+        return ModelOutput(self.head(self.trunk(x, mask)[:, t_p:]), heat)
 
     def loss(self, logits: torch.Tensor, target_tokens: torch.Tensor,
              token_mask: torch.Tensor | None = None, label_sigma: float = 0.0,
@@ -168,12 +188,12 @@ class VLAModel(nn.Module):
 
     # -- inference ----------------------------------------------------------------------------
     @torch.no_grad()
-    def generate(self, images, state, lang, lang_mask,
-                 heat_out: list | None = None) -> torch.Tensor:
-        """Greedy action tokens (B, K * A); `heat_out` as in `encode_prefix`."""
+    def generate(self, images, state, lang, lang_mask) -> Generation:
+        """Greedy action tokens (B, K * A) and the heat maps."""
         if self.cfg.decoder == "parallel":
-            return self.forward(images, state, lang, lang_mask, heat_out=heat_out).argmax(-1)
-        prefix, prefix_mask = self.encode_prefix(images, state, lang, lang_mask, heat_out)
+            logits, heat = self.forward(images, state, lang, lang_mask)
+            return Generation(logits.argmax(-1), heat)
+        prefix, prefix_mask, heat = self.encode_prefix(images, state, lang, lang_mask)
         b, t_p, _ = prefix.shape
         caches = self.trunk.new_cache()
         self.trunk(prefix, _attention_mask(prefix_mask, 0, True), caches)
@@ -186,54 +206,7 @@ class VLAModel(nn.Module):
             h = self.trunk(x, keys[:, None, None, :], caches)  # (B, 1, D)
             token = self.head(h).argmax(-1)  # (B, 1)
             out.append(token)
-        return torch.cat(out, dim=1)
-
-
-def add_sentence_token(model: VLAModel) -> bool:
-    """Give a trained model the sentence token (model.sentence_token) with a zero
-    projection, so it starts as a constant token and learns what to carry; False if the
-    model already has one."""
-    if model.sentence_proj is not None:
-        return False
-    model.sentence_proj = _zero_language_projection(model)
-    model.cfg.sentence_token = True
-    return True
-
-
-def add_referent_words(model: VLAModel) -> bool:
-    """Give a trained model with keypoint groups the referent-word tokens
-    (model.referent_words) with a zero projection; False if it has them."""
-    if model.referent_proj is not None:
-        return False
-    if not model.cfg.keypoint_groups:
-        raise ValueError("referent_words=true needs a checkpoint with keypoint groups "
-                         "(model.keypoint_groups > 0); this one has none")
-    model.referent_proj = _zero_language_projection(model)
-    model.cfg.referent_words = True
-    return True
-
-
-def _zero_language_projection(model: VLAModel) -> nn.Linear:
-    """Language width -> d_model, all zeros: new tokens that leave a trained model's
-    behaviour as it was until they train."""
-    proj = nn.Linear(model.language_width, model.cfg.d_model)
-    nn.init.zeros_(proj.weight)
-    nn.init.zeros_(proj.bias)
-    return proj.to(model.action_query.device)
-
-
-def drop_language_tokens(model: VLAModel) -> bool:
-    """Stop a trained model's trunk reading the instruction's token features
-    (model.language_tokens=false), removing their projection; False if it already reads
-    none. Needs the sentence token, which then carries the command."""
-    if model.lang_proj is None:
-        return False
-    if model.sentence_proj is None:
-        raise ValueError("language_tokens=false needs the sentence token: set "
-                         "sentence_token=true as well")
-    model.lang_proj = model.lang_pos = None
-    model.cfg.language_tokens = False
-    return True
+        return Generation(torch.cat(out, dim=1), heat)
 
 
 def _attention_mask(prefix_mask: torch.Tensor, n_actions: int, causal: bool) -> torch.Tensor:
