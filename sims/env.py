@@ -127,7 +127,7 @@ class TabletopEnv(gym.Env):
         low, high = self.spec_robot.workspace_low, self.spec_robot.workspace_high
         target = np.clip(pos + scaled[:3], low, high)
         target_yaw = wrap_gripper_yaw(yaw + float(scaled[3]))
-        robot.command(target, target_yaw, (float(action[4]) + 1.0) / 2.0)
+        robot.move_to(target, target_yaw, (float(action[4]) + 1.0) / 2.0)
         for _ in range(self.substeps):
             self.p.stepSimulation()
         self.steps += 1
@@ -176,7 +176,7 @@ class TabletopEnv(gym.Env):
         home, _ = self.robot.ee_pose()
         pos = np.array([rng.uniform(*START_X), rng.uniform(*START_Y),
                         home[2] - rng.uniform(0.0, START_DROP)])
-        self.robot.command(pos, float(rng.uniform(-START_YAW, START_YAW)), 1.0)
+        self.robot.move_to(pos, float(rng.uniform(-START_YAW, START_YAW)), 1.0)
 
     def _build_world(self) -> None:
         """Rebuild the scene from nothing, so an episode never depends on the last one."""
@@ -194,12 +194,12 @@ class TabletopEnv(gym.Env):
         ]
         self._render_camera = Camera(p, self._render_config)
 
-    def command(self, task: str, goal: Goal) -> dict:
+    def set_goal(self, task: str, goal: Goal) -> dict:
         """Judge the rest of this episode by `goal` of `task` instead of the scene's own
         (what a user typed; see sims/commands.py). Observations then carry the goal's
         instruction. Returns the current observation."""
         if self.goal is None:
-            raise RuntimeError("command() called before reset()")
+            raise RuntimeError("set_goal() called before reset()")
         if task not in TASKS:
             raise ValueError(f"task={task!r} is unknown; expected one of {', '.join(TASKS)}")
         self.task, self.goal, self.goal_task = TASKS[task](self.p, self.robot), goal, task

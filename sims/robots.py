@@ -1,6 +1,6 @@
 """Simulated arms: the Franka Panda and a Kuka iiwa with a parallel gripper.
 
-Both take the same command: a target end-effector position, a target yaw (gripper
+Both move the same way (`move_to`): a target end-effector position, a target yaw (gripper
 pointing down) and a target gripper opening in [0, 1]. PyBullet's IK turns the pose
 into joint targets. Each arm documents its own limits in a `RobotSpec`, which the
 env uses to scale the normalised [-1, 1] action and which travels into datasets.
@@ -122,7 +122,7 @@ class SimArm:
             self.p.resetJointState(self.body, j, q)
         self._set_fingers(self.spec.max_gripper_opening_m, instant=True)
         pos, yaw = self.ee_pose()
-        self.command(np.array(pos, dtype=np.float64), yaw, 1.0)  # hold the home pose
+        self.move_to(np.array(pos, dtype=np.float64), yaw, 1.0)  # hold the home pose
 
     def _link_pose(self) -> tuple[np.ndarray, float]:
         """IK link position and its raw yaw (rotation about world z, not wrapped)."""
@@ -134,7 +134,7 @@ class SimArm:
         pos, raw_yaw = self._link_pose()
         return pos, wrap_gripper_yaw(raw_yaw)
 
-    def command(self, pos: np.ndarray, yaw: float, opening_fraction: float) -> None:
+    def move_to(self, pos: np.ndarray, yaw: float, opening_fraction: float) -> None:
         """Set joint motor targets for an end-effector pose and gripper opening."""
         # The gripper is symmetric under a half turn: aim for the equivalent yaw nearest the
         # wrist's current one, so the wrist never spins 180 degrees for nothing.
@@ -294,8 +294,8 @@ class KukaArm(SimArm):
         pos, yaw = super().ee_pose()
         return pos - np.array([0, 0, self.TIP_OFFSET]), yaw
 
-    def command(self, pos: np.ndarray, yaw: float, opening_fraction: float) -> None:
-        super().command(pos + np.array([0, 0, self.TIP_OFFSET]), yaw, opening_fraction)
+    def move_to(self, pos: np.ndarray, yaw: float, opening_fraction: float) -> None:
+        super().move_to(pos + np.array([0, 0, self.TIP_OFFSET]), yaw, opening_fraction)
 
     def reset(self) -> None:
         for j, q in zip(self.arm_joints, self.home_joints):

@@ -136,7 +136,7 @@ def run_sim_episode(loop, robot: SimRobot, seed: int, instruction: str | None = 
         from sims.commands import ground
 
         env = robot.env.unwrapped
-        robot._obs = env.command(command.task, ground(command, env.goal))
+        robot._obs = env.set_goal(command.task, ground(command, env.goal))
     control = loop.run(steps=max_ticks, stop=lambda: robot.done, instruction=instruction)
     return EpisodeResult(seed, instruction or robot.scene_instruction, robot.scene_instruction,
                          robot.success, robot.steps, control, list(robot.frames))

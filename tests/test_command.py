@@ -78,7 +78,7 @@ def test_a_typed_command_is_judged_by_the_simulator_not_the_scenes_task():
     env.reset(seed=5)
     base = env.goal.other
     command = parse(f"touch the {base.color} {base.shape}")
-    obs = env.command("touch", ground(command, env.goal))
+    obs = env.set_goal("touch", ground(command, env.goal))
     assert obs["instruction"] == command.text
     expert = make_expert(env)
     for _ in range(TASKS["touch"].max_steps):
