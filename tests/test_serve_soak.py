@@ -16,7 +16,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
 import serve_soak as soak  # noqa: E402
 
-from vla import protocol as P  # noqa: E402
+from bridges import protocol as P  # noqa: E402
 
 
 def test_faults_come_every_cycle_freeze_first_and_none_at_the_very_end():
