@@ -28,7 +28,7 @@ import logging
 import math
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -45,25 +45,43 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class LoopConfig:
-    mode: str = "async"               # "async" (re-query ahead) or "ensemble" (blend chunks)
-    deadline_s: float = 0.5           # silent this long while we wait: the server is gone
+    # A field with a "help" in its metadata is also a flag of `vla bridge` and `vla command`
+    # (vla/config.py's `add_flags`; "flag" names it when it is not the field's name).
+    mode: str = field(default="async", metadata={  # async: re-query ahead; ensemble: blend
+        "help": "chunk execution: async re-query or temporal ensembling",
+        "choices": ("async", "ensemble")})
+    deadline_s: float = field(default=0.5, metadata={  # silent this long: the server is gone
+        "help": "seconds without a reply before the robot holds", "flag": "deadline",
+        "metavar": "S"})
     heartbeat_s: float = 0.2          # ping when the server was silent this long
-    connect_timeout_s: float = 15.0   # first hello: how long to wait for a server at all
+    connect_timeout_s: float = field(default=15.0, metadata={  # first hello
+        "help": "seconds to wait for a server to answer hello", "flag": "connect-timeout",
+        "metavar": "S"})
     first_reply_timeout_s: float = 30.0  # first chunk of a run (the policy may warm up)
     sync_wait: float = 0.5            # fraction of a period to wait for a chunk due now
     lead_margin: int = 1              # async: extra ticks of actions kept when re-asking
     query_every: int = 1              # ensemble: ask every this many ticks
     ensemble_decay: float = 0.01      # ensemble: weight exp(-decay * i), oldest first
-    jpeg_quality: int | None = None   # send images as JPEG (remote links); None = raw
+    jpeg_quality: int | None = field(default=None, metadata={  # for remote links
+        "help": "send camera images as JPEG of this quality (default: raw)", "metavar": "Q"})
     max_consecutive_errors: int = 5   # error replies or rejected chunks in a row: give up
     curve: CurveKeys | None = None
-    adapter: str | None = None        # the server-side adapter to use (None: the base policy)
+    adapter: str | None = field(default=None, metadata={  # None: the base policy
+        "help": "the server's adapter to use (`vla serve --adapters`; default: the base "
+                "policy)", "metavar": "NAME"})
     # Refuse a run whose first answer's grounding is below this; None: the server's
     # calibrated threshold (if it has one); -inf: never refuse.
-    min_grounding: float | None = None
+    min_grounding: float | None = field(default=None, metadata={
+        "help": "refuse to move when the policy's grounding score of the first answer is "
+                "below G (default: on a robot, the server's calibrated threshold, if any; in "
+                "the simulator, no check, since the scene says what is there; "
+                "--min-grounding=-inf: never refuse)", "metavar": "G"})
 
     def __post_init__(self) -> None:
         make_schedule(self.mode)  # validates the name
+        if not self.deadline_s > 0:
+            raise ValueError(f"deadline_s={self.deadline_s}; expected a positive number of "
+                             f"seconds")
         if not 0 <= self.sync_wait < 1:
             raise ValueError(f"sync_wait={self.sync_wait}; expected a fraction in [0, 1)")
         if self.query_every < 1 or self.lead_margin < 0:

@@ -15,6 +15,7 @@ from vla.cli import main
 from vla.data.store import DatasetDir
 
 TINY = str(Path(__file__).parent.parent / "configs" / "tiny.yaml")
+TINY_FINETUNE = str(Path(__file__).parent.parent / "configs" / "tiny_finetune.yaml")
 
 
 def vla(*argv) -> int:
@@ -75,7 +76,7 @@ def test_eval_gives_a_wrist_policy_both_views(wrist_checkpoint, workers, capsys)
 def test_dagger_rollouts_record_the_demonstrations_views(wrist_checkpoint, wrist_data,
                                                          tmp_path):
     out = tmp_path / "dagger"
-    assert vla("dagger", "--config", TINY, "--checkpoint", wrist_checkpoint, "--data",
+    assert vla("dagger", "--config", TINY_FINETUNE, "--checkpoint", wrist_checkpoint, "--data",
                wrist_data, "--out", out, "episodes=1", "workers=1", "steps=1",
                "eval_episodes=0", "tasks=['sims/Pick-v0']") == 0
     rollouts = out / "round_1" / "data"
@@ -95,7 +96,7 @@ def test_sim_robot_sends_the_views_it_is_given():
 
 def test_dagger_refuses_a_policy_that_reads_other_views(wrist_checkpoint, tiny_datasets,
                                                        tmp_path, capsys):
-    assert vla("dagger", "--config", TINY, "--checkpoint", wrist_checkpoint, "--data",
+    assert vla("dagger", "--config", TINY_FINETUNE, "--checkpoint", wrist_checkpoint, "--data",
                tiny_datasets[0], "--out", tmp_path / "d", "episodes=1", "workers=1",
                "steps=1", "eval_episodes=0", "tasks=['sims/Pick-v0']") == 2
     err = capsys.readouterr().err

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import argparse
 
-from vla.commands.collect import parse_cameras
 from vla.errors import UserError
 
 NOT_GROUNDED = 5  # exit status: the policy did not see what the instruction names
 
 
 def register(subparsers) -> None:
+    # Every flag is a field of SimRun, RobotRun, LoopConfig or CurveKeyFiles, which holds
+    # its default and help; `vla bridge robot`'s positional CLASS and KEY=VALUE are not.
+    from vla.bridge_config import RobotRun, SimRun
+    from vla.config import add_flags
+
     p = subparsers.add_parser(
         "bridge", help="connect a robot to a policy server",
         description="Run a robot's control loop against a policy server (`vla serve`).")
@@ -19,19 +23,7 @@ def register(subparsers) -> None:
         "sim", help="the PyBullet sim robot of a task",
         description="Run episodes of a sims task, the sim robot driven by the policy server "
                     "at --connect; prints success, control rate and action latency.")
-    sim.add_argument("--connect", default="tcp://127.0.0.1:5555",
-                     help="policy server address (default tcp://127.0.0.1:5555)")
-    sim.add_argument("--task", default="sims/Pick-v0", help="task id or name (`vla envs`)")
-    sim.add_argument("--seed", type=int, default=0, help="seed of the first episode (default 0)")
-    sim.add_argument("--episodes", type=int, default=1, help="episodes, seeds S, S+1, ...")
-    sim.add_argument("--split", default="L1", help="generalisation split (default L1)")
-    sim.add_argument("--max-steps", type=int, help="end an episode after this many steps "
-                                                   "(default: the task's own limit)")
-    sim.add_argument("--video", metavar="FILE", help="write every episode to this mp4")
-    sim.add_argument("--cameras", default="front", type=parse_cameras,
-                     help="views the sim robot sends, as the policy's contract names them: "
-                          "front (default) or front,wrist")
-    sim.add_argument("--json", action="store_true", help="print one JSON object at the end")
+    add_flags(sim, SimRun)
     add_loop_arguments(sim)
     sim.set_defaults(func=run_sim)
     custom = kinds.add_parser(
@@ -44,49 +36,20 @@ def register(subparsers) -> None:
                         help="package.module:Class, importable here")
     custom.add_argument("arguments", nargs="*", metavar="KEY=VALUE",
                         help="constructor arguments (values read as YAML scalars)")
-    custom.add_argument("--connect", default="tcp://127.0.0.1:5555",
-                        help="policy server address (default tcp://127.0.0.1:5555)")
-    custom.add_argument("--instruction", help="what the policy is told (default: the "
-                                              "robot's own observation['instruction'])")
-    custom.add_argument("--steps", type=int, help="control ticks to run (default: until "
-                                                  "Ctrl-C)")
-    custom.add_argument("--print-contract", action="store_true",
-                        help="print the robot's half of the action contract as JSON (for "
-                             "`vla serve --contract`) and exit without connecting")
-    custom.add_argument("--json", action="store_true", help="print the run summary as JSON")
+    add_flags(custom, RobotRun)
     add_loop_arguments(custom)
     custom.set_defaults(func=run_robot)
 
 
 def add_loop_arguments(p: argparse.ArgumentParser) -> None:
-    """Options of the robot-side control loop, shared with `vla command`; the defaults
-    are LoopConfig's own, so the CLI and the Python API cannot drift apart."""
+    """Options of the robot-side control loop, shared with `vla command`: the fields of
+    LoopConfig that have a help text, and the Curve key files."""
     from bridges.client import LoopConfig
+    from vla.bridge_config import CurveKeyFiles
+    from vla.config import add_flags
 
-    d = LoopConfig()
-    p.add_argument("--mode", choices=("async", "ensemble"), default=d.mode,
-                   help=f"chunk execution: async re-query or temporal ensembling "
-                        f"(default {d.mode})")
-    p.add_argument("--deadline", type=float, default=d.deadline_s, metavar="S",
-                   help=f"seconds without a reply before the robot holds "
-                        f"(default {d.deadline_s:g})")
-    p.add_argument("--connect-timeout", type=float, default=d.connect_timeout_s, metavar="S",
-                   help=f"seconds to wait for a server to answer hello "
-                        f"(default {d.connect_timeout_s:g})")
-    p.add_argument("--jpeg-quality", type=int, metavar="Q",
-                   help="send camera images as JPEG of this quality (default: raw)")
-    p.add_argument("--server-key", metavar="FILE",
-                   help="the server's public .key (CurveZMQ; with --client-key)")
-    p.add_argument("--client-key", metavar="FILE",
-                   help="this robot's .key_secret (CurveZMQ; from `vla keys`)")
-    p.add_argument("--min-grounding", type=float, metavar="G",
-                   help="refuse to move when the policy's grounding score of the first "
-                        "answer is below G (default: on a robot, the server's calibrated "
-                        "threshold, if any; in the simulator, no check, since the scene says "
-                        "what is there; --min-grounding=-inf: never refuse)")
-    p.add_argument("--adapter", metavar="NAME",
-                   help="the server's adapter to use (`vla serve --adapters`; default: "
-                        "the base policy)")
+    add_flags(p, LoopConfig)
+    add_flags(p, CurveKeyFiles)
 
 
 def loop_config(args, simulated: bool = False):
@@ -95,21 +58,15 @@ def loop_config(args, simulated: bool = False):
     valid commands, runs only when --min-grounding asks for it; on a real robot
     (`vla bridge robot`) the server's calibrated threshold applies by default."""
     from bridges.client import LoopConfig
-    from bridges.connection import CurveKeys
+    from vla.bridge_config import CurveKeyFiles
+    from vla.config import from_flags
 
-    if bool(args.server_key) != bool(args.client_key):
-        raise UserError("CurveZMQ needs both --server-key (the server's public .key) and "
-                        "--client-key (this robot's .key_secret)")
-    curve = CurveKeys.from_files(args.server_key, args.client_key) if args.server_key else None
-    if args.deadline <= 0:
-        raise UserError(f"--deadline {args.deadline}: expected a positive number of seconds")
+    curve = from_flags(CurveKeyFiles, args).keys()
     # Heartbeats well inside the deadline: a live server is always heard from in time.
-    return LoopConfig(mode=args.mode, deadline_s=args.deadline,
-                      heartbeat_s=min(0.2, args.deadline / 2),
-                      connect_timeout_s=args.connect_timeout,
-                      jpeg_quality=args.jpeg_quality, curve=curve, adapter=args.adapter,
-                      min_grounding=(float("-inf") if simulated and args.min_grounding is None
-                                     else args.min_grounding))
+    given = {"curve": curve, "heartbeat_s": min(0.2, args.deadline / 2)}
+    if simulated and args.min_grounding is None:
+        given["min_grounding"] = float("-inf")
+    return from_flags(LoopConfig, args, **given)
 
 
 def run_sim(args) -> int:
@@ -121,32 +78,33 @@ def run_sim(args) -> int:
     from bridges.robot import RobotError
     from bridges.stats import format_summary
     from sims.sim_robot import SimRobot, run_sim_episode
+    from vla.bridge_config import SimRun
+    from vla.config import from_flags
     from vla.envs import resolve_env_id
 
     logging.basicConfig(level=logging.WARNING, format="%(name)s: %(message)s")
-    if args.episodes < 1:
-        raise UserError(f"--episodes {args.episodes}: expected at least 1")
-    task = resolve_env_id(args.task)
+    run = from_flags(SimRun, args)
+    task = resolve_env_id(run.task)
     config = loop_config(args, simulated=True)
     results = []
-    robot = SimRobot(task, seed=args.seed, split=args.split, record=bool(args.video),
-                     max_steps=args.max_steps, cameras=args.cameras)
+    robot = SimRobot(task, seed=run.seed, split=run.split, record=bool(run.video),
+                     max_steps=run.max_steps, cameras=run.cameras)
     try:
-        with robot, ControlLoop(robot, args.connect, config) as loop:
-            for i in range(args.episodes):
-                r = run_sim_episode(loop, robot, args.seed + i)
+        with robot, ControlLoop(robot, run.connect, config) as loop:
+            for i in range(run.episodes):
+                r = run_sim_episode(loop, robot, run.seed + i)
                 results.append(r)
-                if not args.json:
-                    print(f"episode {i + 1}/{args.episodes} seed {r.seed}: "
+                if not run.json:
+                    print(f"episode {i + 1}/{run.episodes} seed {r.seed}: "
                           f"{'success' if r.success else 'failed'} in {r.steps} steps, "
                           f"'{r.instruction}'; {format_summary(r.control)}", flush=True)
     except (BridgeError, RobotError) as err:
         raise UserError(str(err)) from None
-    video = write_episodes_video(args.video, results, robot.spec.control_hz) if args.video \
+    video = write_episodes_video(run.video, results, robot.spec.control_hz) if run.video \
         else None
     successes = sum(r.success for r in results)
-    if args.json:
-        print(json.dumps({"task": task, "connect": args.connect, "episodes": len(results),
+    if run.json:
+        print(json.dumps({"task": task, "connect": run.connect, "episodes": len(results),
                           "successes": successes, "video": video,
                           "results": [r.to_dict() for r in results]}))
     else:
@@ -164,19 +122,20 @@ def run_robot(args) -> int:
     from bridges.loading import load_robot
     from bridges.robot import RobotError
     from bridges.stats import format_summary
+    from vla.bridge_config import RobotRun
+    from vla.config import from_flags
 
     logging.basicConfig(level=logging.WARNING, format="%(name)s: %(message)s")
+    run = from_flags(RobotRun, args)
     robot = load_robot(args.robot_class, args.arguments)
-    if args.print_contract:
+    if run.print_contract:
         print(json.dumps(robot.spec.to_dict(), indent=1))
         return 0
-    if args.steps is not None and args.steps < 1:
-        raise UserError(f"--steps {args.steps}: expected at least 1")
     config = loop_config(args)
     try:
-        with robot, ControlLoop(robot, args.connect, config) as loop:
+        with robot, ControlLoop(robot, run.connect, config) as loop:
             try:
-                summary = loop.run(steps=args.steps, instruction=args.instruction)
+                summary = loop.run(steps=run.steps, instruction=run.instruction)
             except KeyboardInterrupt:  # the robot held in run(); leave cleanly
                 summary = loop.stats.summary()
     except NotGrounded as err:
@@ -184,8 +143,8 @@ def run_robot(args) -> int:
         return NOT_GROUNDED
     except (BridgeError, RobotError) as err:
         raise UserError(str(err)) from None
-    if args.json:
-        print(json.dumps({"robot": args.robot_class, "connect": args.connect,
+    if run.json:
+        print(json.dumps({"robot": args.robot_class, "connect": run.connect,
                           "control": summary}))
     else:
         print(f"{args.robot_class}: {format_summary(summary)}")

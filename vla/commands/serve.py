@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from vla.errors import UserError
 
-DEFAULT_POLICY = "the shipped default policy, or builtin:hold without one"
-
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
@@ -13,55 +11,14 @@ def register(subparsers) -> None:
         description="Serve a policy on a ROUTER socket; robots connect with the bridge (or "
                     "any client of docs/protocol.md). Stops cleanly on Ctrl-C or SIGTERM.",
     )
-    which = p.add_mutually_exclusive_group()
-    which.add_argument("--checkpoint", help="checkpoint directory to serve")
-    which.add_argument("--policy", help=f"policy spec, e.g. builtin:hold or builtin:random "
-                                        f"(default {DEFAULT_POLICY} when no --checkpoint)")
-    p.add_argument("--task", default="sims/Pick-v0",
-                   help="task whose action contract a builtin policy uses (default sims/Pick-v0)")
-    p.add_argument("--contract", metavar="FILE",
-                   help="a builtin policy serves this action contract instead of --task's "
-                        "(JSON, e.g. from `vla bridge robot CLASS --print-contract`): "
-                        "bring-up of a robot of your own")
-    # Defaults come from ServerConfig, so the CLI and the Python API cannot drift apart.
+    # Every flag is a field of ServeConfig or ServerConfig, which holds its default and
+    # help (--checkpoint and --policy exclude each other: metadata "exclusive").
+    from vla.config import add_flags
+    from vla.serving.config import ServeConfig
     from vla.serving.server import ServerConfig
 
-    d = ServerConfig()
-    p.add_argument("--bind", default=d.bind,
-                   help=f"address to listen on (default {d.bind}, loopback only)")
-    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"),
-                   help="where the policy runs (default auto: cuda when available)")
-    p.add_argument("--max-batch", type=int, default=d.max_batch,
-                   help=f"largest batch (default {d.max_batch})")
-    p.add_argument("--max-wait-ms", type=float, default=d.max_wait_ms,
-                   help=f"longest a request waits for a batch to fill (default "
-                        f"{d.max_wait_ms:g})")
-    p.add_argument("--max-message-mb", type=float, default=d.max_message_bytes / 2**20,
-                   help=f"largest message accepted, MiB (default "
-                        f"{d.max_message_bytes / 2**20:g})")
-    p.add_argument("--client-timeout-s", type=float, default=d.client_timeout_s,
-                   help=f"free a client's state after this long without a message (default "
-                        f"{d.client_timeout_s:g})")
-    p.add_argument("--log-every-s", type=float, default=d.log_every_s,
-                   help=f"seconds between latency summaries in the log (default "
-                        f"{d.log_every_s:g})")
-    p.add_argument("--curve-secret", metavar="FILE",
-                   help="the server's .key_secret file (from `vla keys`): turns on CurveZMQ")
-    p.add_argument("--curve-allow", metavar="DIR",
-                   help="directory of the public .key files of clients allowed to connect")
-    p.add_argument("--seed", type=int, default=0, help="seed of builtin:random (default 0)")
-    p.add_argument("--threads", type=int, metavar="N",
-                   help="CPU threads for inference (default: torch's, one per core). With "
-                        "the robot on the same machine, leave it a core: --threads 1 on 2 "
-                        "cores")
-    p.add_argument("--adapters", nargs="+", metavar="DIR",
-                   help="LoRA adapters of the served checkpoint (from `vla finetune --method "
-                        "lora`): adapter or run directories, or folders of them; a robot picks "
-                        "one by name in `hello` or per `act`. Adapters added to these folders "
-                        "later are found when a client names them (no restart)")
-    p.add_argument("--quantize", choices=("none", "int8"), default="none",
-                   help="int8: dynamic int8 quantization of the Linear layers, for CPU "
-                        "inference (default none)")
+    add_flags(p, ServeConfig)
+    add_flags(p, ServerConfig)
     p.set_defaults(func=run)
 
 
@@ -69,34 +26,31 @@ def run(args) -> int:
     import logging
     import signal
 
+    from vla.config import from_flags
+    from vla.serving.config import ServeConfig
     from vla.serving.policies import default_spec, load_policy
     from vla.serving.server import PolicyServer, ServerConfig
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     check_endpoint(args.bind)
-    if args.threads is not None:
-        if args.threads < 1:
-            raise UserError(f"--threads {args.threads}: expected at least 1")
+    serve = from_flags(ServeConfig, args)
+    config = from_flags(ServerConfig, args)
+    if serve.threads is not None:
         import torch
 
-        torch.set_num_threads(args.threads)
-    config = ServerConfig(
-        bind=args.bind, max_batch=args.max_batch, max_wait_ms=args.max_wait_ms,
-        max_message_bytes=int(args.max_message_mb * 2**20),
-        client_timeout_s=args.client_timeout_s, log_every_s=args.log_every_s,
-        curve_secret=args.curve_secret, curve_allow=args.curve_allow,
-    )
-    spec = args.checkpoint or args.policy or default_spec()
-    if args.contract and not spec.startswith("builtin:"):
+        torch.set_num_threads(serve.threads)
+    spec = serve.checkpoint or serve.policy or default_spec()
+    if serve.contract and not spec.startswith("builtin:"):
         raise UserError("--contract is for a builtin policy (e.g. --policy builtin:hold); a "
                         "checkpoint serves its own contract")
     contract = None
     if spec.startswith("builtin:"):
-        contract = _file_contract(args.contract) if args.contract else _task_contract(args.task)
-    policy = load_policy(spec, device=args.device, contract=contract, seed=args.seed,
-                         quantize=args.quantize, adapters=args.adapters)
-    if args.quantize != "none":
-        spec += f" ({args.quantize})"
+        contract = (_file_contract(serve.contract) if serve.contract
+                    else _task_contract(serve.task))
+    policy = load_policy(spec, device=serve.device, contract=contract, seed=serve.seed,
+                         quantize=serve.quantize, adapters=serve.adapters)
+    if serve.quantize != "none":
+        spec += f" ({serve.quantize})"
     server = PolicyServer(policy, config, policy_name=spec,
                           device=getattr(policy, "device", "cpu"))
 

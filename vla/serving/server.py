@@ -27,7 +27,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import zmq
@@ -68,27 +68,43 @@ MAX_ROBOT_NAME_CHARS = 200
 
 @dataclass
 class ServerConfig:
-    bind: str = "tcp://127.0.0.1:5555"
-    max_batch: int = 16
-    max_wait_ms: float = 2.0
-    max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
-    client_timeout_s: float = 30.0
-    log_every_s: float = 10.0
-    curve_secret: str | None = None   # the server's .key_secret file
-    curve_allow: str | None = None    # directory of allowed clients' public .key files
+    """How the server listens and batches; each field with a help text is a flag of
+    `vla serve` (vla/config.py's `add_flags`)."""
+
+    bind: str = field(default="tcp://127.0.0.1:5555", metadata={
+        "help": "address to listen on"})
+    max_batch: int = field(default=16, metadata={"help": "largest batch"})
+    max_wait_ms: float = field(default=2.0, metadata={
+        "help": "longest a request waits for a batch to fill"})
+    max_message_bytes: int = field(default=DEFAULT_MAX_MESSAGE_BYTES, metadata={
+        "help": "largest message accepted, MiB", "flag": "max-message-mb", "scale": 2**20,
+        "type": float})
+    client_timeout_s: float = field(default=30.0, metadata={
+        "help": "free a client's state after this long without a message"})
+    log_every_s: float = field(default=10.0, metadata={
+        "help": "seconds between latency summaries in the log"})
+    curve_secret: str | None = field(default=None, metadata={
+        "help": "the server's .key_secret file (from `vla keys`): turns on CurveZMQ",
+        "metavar": "FILE"})
+    curve_allow: str | None = field(default=None, metadata={
+        "help": "directory of the public .key files of clients allowed to connect",
+        "metavar": "DIR"})
 
     def __post_init__(self):
         if self.max_batch < 1:
-            raise ValueError(f"max_batch is {self.max_batch}; expected >= 1")
+            raise ValueError(f"max_batch={self.max_batch}; expected at least 1")
         if self.max_wait_ms < 0:
-            raise ValueError(f"max_wait_ms is {self.max_wait_ms}; expected >= 0")
+            raise ValueError(f"max_wait_ms={self.max_wait_ms}; expected 0 or more")
         if self.max_message_bytes < 1024:
-            raise ValueError(f"max_message_bytes is {self.max_message_bytes}; expected >= 1024")
+            raise ValueError(f"max_message_bytes={self.max_message_bytes}; expected at least "
+                             f"1024 bytes")
         if self.client_timeout_s <= 0:
-            raise ValueError(f"client_timeout_s is {self.client_timeout_s}; expected > 0")
+            raise ValueError(f"client_timeout_s={self.client_timeout_s}; expected a positive "
+                             f"number of seconds")
         if (self.curve_secret is None) != (self.curve_allow is None):
-            raise ValueError("Curve needs both --curve-secret (the server's .key_secret) and "
-                             "--curve-allow (a directory of allowed clients' .key files)")
+            raise ValueError(f"curve_secret={self.curve_secret!r}, curve_allow="
+                             f"{self.curve_allow!r}; expected both (the server's .key_secret "
+                             f"and a directory of allowed clients' .key files) or neither")
 
     @property
     def socket_cap_bytes(self) -> int:
