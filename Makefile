@@ -66,7 +66,7 @@ default-policy: install
 	   runs/referent_words/checkpoint/action_contract.json policies/checkpoints/default/ && \
 	$(BIN)/python -m vla.recipe runs/default runs/dagger runs/referent_words/checkpoint \
 	   --pretrain runs/pretrain --after runs/referent_words > policies/checkpoints/default/recipe.json
-	$(BIN)/python benchmarks/grounding_score.py --write   # grounding.json: the refusal threshold
+	$(BIN)/python benchmarks/presence_score.py --write   # presence.json: the refusal threshold
 	$(BIN)/python benchmarks/execute_steps.py --write     # execution.json: re-plan every N steps
 
 clean:

@@ -432,12 +432,12 @@ def main(argv=None) -> dict:
     stop = threading.Event()
     robots = [SoakRobot(i) for i in range(args.robots)]
     records = [{"invalid": [], "rtt": [], "errors": Counter(), "failures": []} for _ in robots]
-    # The simulated robots' frames are synthetic: the policy's grounding check would
-    # (rightly) refuse them, and this benchmark measures serving, not grounding.
+    # The simulated robots' frames are synthetic: the policy's presence check would
+    # (rightly) refuse them, and this benchmark measures serving, not refusal.
     config = LoopConfig(deadline_s=args.deadline_periods * PERIOD_S,
                         heartbeat_s=args.deadline_periods * PERIOD_S / 2,
                         connect_timeout_s=60.0, first_reply_timeout_s=60.0,
-                        min_grounding=float("-inf"))
+                        min_presence=float("-inf"))
     misbehaver = threads = None
     faults: list[dict] = []
     try:

@@ -1,6 +1,6 @@
 """The robot side: robots, safety limits, and the loop that drives them from a policy server.
 
-- `robot.Robot`: the interface every robot implements (spec, connect, observe, act, hold,
+- `robot.Robot`: the interface every robot implements (contract, connect, observe, act, hold,
   close); `mock_robot.py` is the annotated template for a real arm.
 - `safety`: limits checked on every chunk before it runs (NaN, range, step, box, gripper).
 - `client.ControlLoop`: the fixed-rate loop (chunk execution, re-query, watchdog);

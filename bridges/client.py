@@ -69,13 +69,13 @@ class LoopConfig:
     adapter: str | None = field(default=None, metadata={  # None: the base policy
         "help": "the server's adapter to use (`vla serve --adapters`; default: the base "
                 "policy)", "metavar": "NAME"})
-    # Refuse a run whose first answer's grounding is below this; None: the server's
+    # Refuse a run whose first answer's presence score is below this; None: the server's
     # calibrated threshold (if it has one); -inf: never refuse.
-    min_grounding: float | None = field(default=None, metadata={
-        "help": "refuse to move when the policy's grounding score of the first answer is "
-                "below G (default: on a robot, the server's calibrated threshold, if any; in "
+    min_presence: float | None = field(default=None, metadata={
+        "help": "refuse to move when the presence score of the policy's first answer is "
+                "below P (default: on a robot, the server's calibrated threshold, if any; in "
                 "the simulator, no check, since the scene says what is there; "
-                "--min-grounding=-inf: never refuse)", "metavar": "G"})
+                "--min-presence=-inf: never refuse)", "metavar": "P"})
 
     def __post_init__(self) -> None:
         make_schedule(self.mode)  # validates the name
@@ -89,7 +89,7 @@ class LoopConfig:
                              f"lead_margin={self.lead_margin} >= 0")
 
 
-class NotGrounded(BridgeError):
+class NotInView(BridgeError):
     """The policy does not see what the instruction names: the run refused to move."""
 
     def __init__(self, message: str, score: float, threshold: float) -> None:
@@ -105,7 +105,7 @@ class ControlLoop:
         self.robot = robot
         self.config = config or LoopConfig()
         self.instruction: str | None = None  # set per run()
-        self.contract = as_contract(robot.spec)
+        self.contract = as_contract(robot.contract)
         self.period = 1.0 / self.contract.control_hz
         self.safety = safety or SafetyLayer(robot.limits)
         c = self.config
@@ -191,26 +191,26 @@ class ControlLoop:
         if self.link.ready:  # (not if the server vanished meanwhile: the ticks hold)
             self._ask(deadline_s=wait)
             self._wait_for(lambda: not self.link.busy("act"), wait)
-            self._check_grounding()
+            self._check_presence()
         if self.link.take_loss() or self.schedule.remaining(0) == 0:
             log.warning("bridge: no first chunk; starting to tick anyway (the robot holds)")
 
-    def _check_grounding(self) -> None:
+    def _check_presence(self) -> None:
         """Refuse to move when the policy's first answer says it does not see what the
-        instruction names: its `grounding` below the threshold (the server's calibrated
-        one, or LoopConfig.min_grounding; None and no server threshold: no check)."""
-        threshold = self.config.min_grounding
-        if threshold is None:
+        instruction names: its presence score below the threshold (the server's calibrated
+        one, or LoopConfig.min_presence; None and no server threshold: no check)."""
+        threshold = self.config.min_presence
+        if threshold is None:  # (the wire's first name for it)
             threshold = (self.link.server_capabilities or {}).get("grounding_threshold")
-        score = self.stats.grounding[-1] if self.stats.grounding else None
+        score = self.stats.presence[-1] if self.stats.presence else None
         if threshold is None or score is None or score >= threshold:
             return
         self.schedule.clear()
-        raise NotGrounded(
+        raise NotInView(
             f"refused to move: the policy does not find what the instruction names in its "
-            f"camera view (grounding {score:.3f} < threshold {threshold:.3f}). Check that "
+            f"camera view (presence {score:.3f} < threshold {threshold:.3f}). Check that "
             f"the object is in view and named as in training; to run anyway, lower the "
-            f"threshold (LoopConfig.min_grounding, --min-grounding)", score, threshold)
+            f"threshold (LoopConfig.min_presence, --min-presence)", score, threshold)
 
     def _run_tick(self, due: float) -> None:
         c, stats = self.config, self.stats
@@ -341,7 +341,7 @@ class ControlLoop:
             return
         stats.chunks += 1
         if msg.get("grounding") is not None:
-            stats.grounding.append(float(msg["grounding"]))
+            stats.presence.append(float(msg["grounding"]))  # the wire's first name
         # Step k is due at obs_time + k / hz (the server's step_timestamps say so); those
         # before the next tick to run are stale, the rest are checked from the current state.
         first = tick + self._first_offset(msg.get("step_timestamps"), obs_time)

@@ -52,7 +52,7 @@ def robot_class(spec: str) -> type[Robot]:
                          f"{found or 'none'}")
     if not (inspect.isclass(cls) and issubclass(cls, Robot)) or inspect.isabstract(cls):
         raise ValueError(f"robot {spec!r} is not a concrete bridges.robot.Robot subclass "
-                         f"(implement spec, connect, observe, act, hold and close)")
+                         f"(implement contract, connect, observe, act, hold and close)")
     return cls
 
 

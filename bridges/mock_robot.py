@@ -11,7 +11,7 @@ starting from a copy of this file), never inside `bridges/`; the CLI finds it by
    and keep the gripper as it is. Keep the vendor's own low-level watchdog on (e.g. a
    command timeout that stops the arm when commands stop): the bridge's watchdog runs in
    this process and cannot help if the process itself dies.
-2. The contract. `ArmRobot.spec` must describe your arm truthfully: action names and units,
+2. The contract. `ArmRobot.contract` must describe your arm truthfully: action names and units,
    `action_scale` (the metres / radians of a full-scale action per control period, i.e.
    your speed limit), `control_hz`, the state layout and the cameras. A policy only runs
    on an arm whose contract matches the one it was trained with, field by field.
@@ -130,7 +130,7 @@ class ArmRobot(Robot):
         self.instruction = ""
 
     @property
-    def spec(self) -> ActionContract:
+    def contract(self) -> ActionContract:
         return self._spec
 
     @property

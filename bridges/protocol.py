@@ -49,7 +49,7 @@ ERROR_CODES = (
 # What this server adds to version 1 (hello_reply.capabilities.features); a client checks
 # here before relying on one. Each is optional for both sides (docs/protocol.md, section 4).
 FEATURES = ("act_deadline", "supersede", "free_on_disconnect", "contract_in_mismatch",
-            "grounding")
+            "grounding")  # "grounding": the presence score in act replies (its first name)
 
 # Array dtypes that may travel (names as numpy spells them, always little-endian on
 # the wire). A whitelist: object, string and void dtypes could smuggle anything.
@@ -336,12 +336,13 @@ def act(observation: dict, episode_id: str, timestamp: float, request_id: int,
 
 def action_reply(actions: np.ndarray, control_hz: float, step_timestamps: list[float],
                  server_timing: dict, request_id: int | None,
-                 grounding: float | None = None) -> dict:
+                 presence: float | None = None) -> dict:
     """Server -> client: an action chunk (K, A) float32 and when each step is due;
-    `grounding`, when the policy has one, says how sharply it finds what the instruction
-    names (compare with hello_reply's capabilities.grounding_threshold)."""
+    `presence`, when the policy has one, is its presence score: how sharply it finds what
+    the instruction names (compare with hello_reply's capabilities.grounding_threshold).
+    On the wire it keeps version 1's name, `grounding`."""
     actions = np.asarray(actions, dtype=np.float32)
-    extra = {} if grounding is None else {"grounding": float(grounding)}
+    extra = {} if presence is None else {"grounding": float(presence)}
     return _message("action_reply", request_id, actions=encode_array(actions),
                     control_hz=float(control_hz),
                     step_timestamps=[float(t) for t in step_timestamps],

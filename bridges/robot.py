@@ -5,7 +5,7 @@ A robot gives observations and takes one normalised action at a time:
     observation = {"images": {name: uint8 (H, W, 3)}, "state": float32 (S,), "instruction": str}
     action      = float32 (A,) in [-1, 1], scaled to physical units by the robot itself
 
-`spec` is the robot's half of the action contract (names, units, scale, rate, cameras,
+`contract` is the robot's half of the action contract (names, units, scale, rate, cameras,
 state layout); the client sends it in `hello` and refuses to start when the policy's half
 differs. `limits` are what the safety layer enforces (see `bridges.safety`): they stay on
 the robot side and never travel to the server.
@@ -32,7 +32,7 @@ class Robot(ABC):
 
     @property
     @abstractmethod
-    def spec(self) -> ActionContract:
+    def contract(self) -> ActionContract:
         """This robot's half of the action contract."""
 
     @property
@@ -41,7 +41,7 @@ class Robot(ABC):
         a robot that knows its workspace and gripper range overrides this."""
         from bridges.safety import SafetyLimits
 
-        return SafetyLimits.from_contract(self.spec)
+        return SafetyLimits.from_contract(self.contract)
 
     @abstractmethod
     def connect(self) -> None:

@@ -21,8 +21,8 @@ class SafeRobot(Robot):
         self._state = None
 
     @property
-    def spec(self):
-        return self.robot.spec
+    def contract(self):
+        return self.robot.contract
 
     @property
     def limits(self) -> SafetyLimits:

@@ -26,7 +26,7 @@ class RunStats:
     safety_rejected: int = 0
     server_errors: int = 0
     overload_replies: int = 0  # `expired` or `superseded`: the server was too busy
-    grounding: list[float] = field(default_factory=list)  # per chunk, when the policy says
+    presence: list[float] = field(default_factory=list)  # per chunk, when the policy says
     losses: int = 0
     started_at: float = 0.0    # when tick 0 started (time.monotonic)
     last_tick_at: float = 0.0  # when the latest tick started
@@ -54,7 +54,7 @@ class RunStats:
             "safety_rejected_chunks": self.safety_rejected,
             "server_errors": self.server_errors,
             "overload_replies": self.overload_replies,
-            "grounding": _percentiles(self.grounding, 1),
+            "presence": _percentiles(self.presence, 1),
             "server_losses": self.losses,
         }
 

@@ -19,10 +19,11 @@ class ActionChunk:
 
     actions: np.ndarray  # float32 (K, A)
     control_hz: float
-    # How sharply the policy's keypoints find what the instruction names (None: the policy
-    # has no such signal); below the calibrated threshold, the named thing is likely not
-    # in view (policies/keypoints.py `grounding_score`, benchmarks/grounding_score.py).
-    grounding: float | None = None
+    # The presence score: how sharply the policy's keypoints find what the instruction
+    # names (None: the policy has no such signal); below the calibrated threshold, the
+    # named thing is likely not in view (policies/presence.py, benchmarks/presence_score.py).
+    # On the wire it is the act reply's `grounding` field (docs/protocol.md).
+    presence: float | None = None
 
     def __post_init__(self) -> None:
         self.actions = np.asarray(self.actions, dtype=np.float32)

@@ -1,10 +1,10 @@
 """The presence score: does the policy see what the command names? Read from the keypoint
-heat maps; a calibrated threshold (a checkpoint's grounding.json, benchmarks/
-grounding_score.py) turns it into the refusal of commands that name what is not there.
+heat maps; a calibrated threshold (a checkpoint's presence.json, benchmarks/
+presence_score.py) turns it into the refusal of commands that name what is not there.
 
-Names, for compatibility: on the wire the score travels as the act reply's `grounding`
-field and the server announces the `grounding_score` capability; in a checkpoint its
-threshold and method are in `grounding.json` (docs/protocol.md, docs/pretraining-and-refusal.md).
+Its wire names are version 1's, kept for compatibility: the act reply's `grounding`
+field, and the `grounding_threshold` and `grounding_score` (the method) capabilities
+(docs/protocol.md). Checkpoints written before the rename hold grounding.json.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import math
 
 import torch
 
-# How the presence score reads the heat maps (the "method" of grounding.json).
+# How the presence score reads the heat maps (the "method" of presence.json).
 METHODS = ("all_maps", "referents", "object")
 
 
@@ -50,7 +50,7 @@ def group_focus(heat: torch.Tensor, groups: int) -> torch.Tensor:
 def concentration(heat: torch.Tensor, referent_groups: int = 0) -> torch.Tensor:
     """How sharply heat maps (B, K, h, w) peak: (B,), 0 for flat maps, log(h * w) for one
     hot pixel. The grounding score: maps that find what the instruction names peak on it;
-    with nothing to find they stay flatter (benchmarks/grounding_score.py measures how
+    with nothing to find they stay flatter (benchmarks/presence_score.py measures how
     well that separates).
 
     referent_groups=0 averages over all K maps. referent_groups=G (the maps in G groups,

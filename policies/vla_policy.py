@@ -32,12 +32,11 @@ class VLAPolicy(Policy):
         self.tokenizer, self.contract, self.language = tokenizer, contract, language
         self.device, self.dtype = device, dtype
         self.processor = InputProcessor(language, self.cfg.cameras, device)
-        # Below this `grounding`, the named thing is likely not in view: calibrated on held-
-        # out scenes (grounding.json beside the weights; benchmarks/grounding_score.py).
-        self.grounding_threshold: float | None = None
-        # How the score reads the maps (`grounding_score`: all_maps, referents, object);
-        # from grounding.json ("score").
-        self.grounding_kind = "all_maps"
+        # Below this presence score, the named thing is likely not in view: calibrated on
+        # held-out scenes (presence.json beside the weights; benchmarks/presence_score.py).
+        self.presence_threshold: float | None = None
+        # How the score reads the maps (policies/presence.py METHODS); from presence.json.
+        self.presence_method = "all_maps"
 
     @classmethod
     def from_model(cls, model, tokenizer, contract, language, device) -> VLAPolicy:
@@ -60,11 +59,11 @@ class VLAPolicy(Policy):
         cfg = model.cfg
         language = LanguageEncoder(cfg.language_model, cfg.language_max_tokens, dev)
         policy = cls(model, info["tokenizer"], info["contract"], language, dev, torch_dtype)
-        policy.grounding_threshold, score = read_grounding(directory)
-        if score != "all_maps" and cfg.keypoint_groups < 2:
-            raise ValueError(f"{directory}/grounding.json: score={score!r} needs referent "
+        policy.presence_threshold, method = read_presence(directory)
+        if method != "all_maps" and cfg.keypoint_groups < 2:
+            raise ValueError(f"{directory}/{PRESENCE_FILE}: method={method!r} needs referent "
                              f"keypoints, but model.keypoint_groups={cfg.keypoint_groups}")
-        policy.grounding_kind = score
+        policy.presence_method = method
         policy.execute_steps = read_execution(directory, cfg.chunk_length)
         return policy
 
@@ -92,12 +91,12 @@ class VLAPolicy(Policy):
             tokens, heat = self.model.generate(*inputs)
         tokens = tokens.view(len(observations), self.cfg.chunk_length, self.cfg.action_dim)
         actions = np.clip(self.tokenizer.decode(tokens.cpu().numpy()), -1.0, 1.0)
-        grounding = (torch.stack([presence_score(h, self.grounding_kind,
+        presence = (torch.stack([presence_score(h, self.presence_method,
                                                  self.cfg.keypoint_groups)
                                   for h in heat]).mean(0).tolist()
                      if heat else [None] * len(actions))  # (B,)
-        return [ActionChunk(a, self.contract.control_hz, grounding=g)
-                for a, g in zip(actions, grounding, strict=True)]
+        return [ActionChunk(a, self.contract.control_hz, presence=g)
+                for a, g in zip(actions, presence, strict=True)]
 
     def infer(self, observation: dict) -> ActionChunk:
         return self.infer_batch([observation])[0]
@@ -111,7 +110,8 @@ class VLAPolicy(Policy):
                     "instruction": "warm up"})
 
 
-GROUNDING_FILE = "grounding.json"
+PRESENCE_FILE = "presence.json"
+LEGACY_PRESENCE_FILE = "grounding.json"  # its name in checkpoints before 2026-12
 EXECUTION_FILE = "execution.json"
 
 
@@ -140,14 +140,17 @@ def read_execution(directory, chunk_length: int) -> int | None:
     return value
 
 
-def read_grounding(directory) -> tuple[float | None, str]:
-    """The calibrated threshold in DIR/grounding.json (None when there is none) and the
-    score it was calibrated for (policies/presence.py METHODS; "all_maps" unless the file
-    says otherwise)."""
+def read_presence(directory) -> tuple[float | None, str]:
+    """The calibrated threshold in DIR/presence.json (None when there is none) and the
+    method it was calibrated for (policies/presence.py METHODS; "all_maps" unless the file
+    says otherwise). Older checkpoints name the file grounding.json and the method
+    "score"; both are read."""
     import json
     from pathlib import Path
 
-    path = Path(directory) / GROUNDING_FILE
+    path = Path(directory) / PRESENCE_FILE
+    if not path.is_file():
+        path = Path(directory) / LEGACY_PRESENCE_FILE
     if not path.is_file():
         return None, "all_maps"
     record = json.loads(path.read_text())
@@ -155,8 +158,8 @@ def read_grounding(directory) -> tuple[float | None, str]:
         threshold = float(record["threshold"])
     except (KeyError, TypeError, ValueError):
         raise ValueError(f"{path}: expected {{\"threshold\": number, ...}} as "
-                         f"benchmarks/grounding_score.py --write writes it") from None
-    score = record.get("score", "all_maps")
-    if score not in METHODS:
-        raise ValueError(f"{path}: score={score!r}; expected one of {', '.join(METHODS)}")
-    return threshold, score
+                         f"benchmarks/presence_score.py --write writes it") from None
+    method = record.get("method", record.get("score", "all_maps"))
+    if method not in METHODS:
+        raise ValueError(f"{path}: method={method!r}; expected one of {', '.join(METHODS)}")
+    return threshold, method

@@ -40,15 +40,15 @@ class SimRobot(Robot):
         self.task_id, self.seed, self.record = task_id, seed, record
         self.instruction = instruction
         self.env = gym.make(task_id, **kwargs)
-        self._spec = ActionContract.from_env(self.env)
-        self._gripper = self._spec.action_names.index("gripper")
+        self._contract = ActionContract.from_env(self.env)
+        self._gripper = self._contract.action_names.index("gripper")
         self._obs = None
         self.frames: list[np.ndarray] = []
 
     # -- Robot --------------------------------------------------------------------------
     @property
-    def spec(self) -> ActionContract:
-        return self._spec
+    def contract(self) -> ActionContract:
+        return self._contract
 
     @property
     def limits(self) -> SafetyLimits:
@@ -75,7 +75,7 @@ class SimRobot(Robot):
     def hold(self) -> None:
         if self._obs is None or self.done:
             return
-        action = np.zeros(len(self._spec.action_names), np.float32)
+        action = np.zeros(len(self._contract.action_names), np.float32)
         action[self._gripper] = self._last_gripper
         self._step(action)
 

@@ -97,7 +97,7 @@ GENERIC_NOUNS = ("object", "piece", "thing", "item", "block")
 # ("pick up the cup"): a model that only learned absent *colours* would still find some
 # object for "the toy car". Chosen as common nouns of a household, a workshop, a street
 # and a farm; none is a word of a colour name, a shape word or the task suite's grammar,
-# and none is one of the refusal benchmark's unknown things (benchmarks/grounding_score.py
+# and none is one of the refusal benchmark's unknown things (benchmarks/presence_score.py
 # UNKNOWN_THINGS; tests check both), so that benchmark measures words never trained on.
 ABSENT_NOUNS = (
     "cup", "mug", "towel", "glass", "bowl", "fork", "knife", "kettle", "pan", "jar",

@@ -29,7 +29,7 @@ class TwoJointArm(Robot):
         self.connected = False
 
     @property
-    def spec(self) -> ActionContract:
+    def contract(self) -> ActionContract:
         return self._spec
 
     def connect(self) -> None:

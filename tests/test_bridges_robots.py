@@ -59,7 +59,7 @@ def test_the_sim_robot_holds_its_gripper_and_uses_the_given_instruction():
     with SimRobot("sims/Pick-v0", seed=3, instruction="wave hello", max_steps=12) as robot:
         assert robot.observe()["instruction"] == "wave hello"
         assert robot.scene_instruction != "wave hello"
-        assert robot.spec == ActionContract.from_dict({**robot.env.unwrapped.contract_fields()})
+        assert robot.contract == ActionContract.from_dict({**robot.env.unwrapped.contract_fields()})
         assert robot.limits.workspace_high == (0.80, 0.35, 0.40)
         for _ in range(5):
             robot.act(np.array([0, 0, 0, 0, -1.0], np.float32))  # close the hand

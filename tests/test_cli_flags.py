@@ -106,7 +106,7 @@ def test_no_flags_build_the_defaults():
     assert from_flags(RobotRun, robot) == RobotRun()
     sim = build_parser().parse_args(["bridge", "sim"])
     assert from_flags(SimRun, sim) == SimRun()
-    assert loop_config(sim, simulated=True) == LoopConfig(min_grounding=float("-inf"))
+    assert loop_config(sim, simulated=True) == LoopConfig(min_presence=float("-inf"))
 
 
 @pytest.mark.parametrize("argv, message", [

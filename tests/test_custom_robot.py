@@ -69,7 +69,7 @@ def test_robot_specs_and_arguments_get_clear_errors():
         load_robot(ARM, ["wheels=4"])
     with pytest.raises(ValueError, match="expected KEY=VALUE"):
         load_robot(ARM, ["joints"])
-    assert load_robot(ARM, ["joints=4", "hz=5"]).spec.control_hz == 5.0
+    assert load_robot(ARM, ["joints=4", "hz=5"]).contract.control_hz == 5.0
     done = vla("serve", "--checkpoint", "x", "--contract", "y.json")
     assert done.returncode == 2 and "--contract is for a builtin policy" in done.stderr
 
@@ -79,7 +79,7 @@ def test_a_slow_observe_is_reported_and_replies_are_still_read(caplog):
     ticks instead of bursting, and still acts on the replies (no lost session)."""
     robot = TwoJointArm(observe_delay_s=0.25)  # 250 ms at 10 Hz
     # 10-step chunks: what was asked for covers the ticks that a slow tick lands on.
-    contract = dataclasses.replace(robot.spec, chunk_length=10)
+    contract = dataclasses.replace(robot.contract, chunk_length=10)
     server = PolicyServer(load_policy("builtin:hold", contract=contract),
                           ServerConfig(bind="tcp://127.0.0.1:*")).start()
     try:
@@ -148,7 +148,7 @@ def test_a_broken_dataset_is_named_by_validate(tmp_path):
     from vla.data.writer import DatasetWriter
 
     robot = TwoJointArm()
-    with DatasetWriter(tmp_path / "d", robot.spec, task="wave") as writer:
+    with DatasetWriter(tmp_path / "d", robot.contract, task="wave") as writer:
         episode = writer.episode("wave the arm")
         with pytest.raises(ValueError, match=r"action has shape \(3,\); the contract says \(2,\)"):
             episode.add(robot.observe(), [0.0, 0.0, 0.0])
@@ -185,7 +185,7 @@ def test_idle_keeps_the_session_between_episodes(between):
     """A server that forgets silent robots after 0.5 s: `loop.idle` keeps this one known
     (heartbeats), while a plain sleep loses the session and costs a reconnection."""
     robot = TwoJointArm()
-    server = PolicyServer(load_policy("builtin:hold", contract=robot.spec),
+    server = PolicyServer(load_policy("builtin:hold", contract=robot.contract),
                           ServerConfig(bind="tcp://127.0.0.1:*", client_timeout_s=0.5)).start()
     try:
         with robot, ControlLoop(robot, server.endpoint, LoopConfig(heartbeat_s=0.1)) as loop:
@@ -210,7 +210,7 @@ def test_a_server_too_slow_for_the_chunk_answers_expired_and_the_robot_holds_on(
             time.sleep(0.4)  # chunks of 2 at 10 Hz are useless 0.2 s after the observation
             return super().infer(observation)
 
-    contract = dataclasses.replace(robot.spec, chunk_length=2)
+    contract = dataclasses.replace(robot.contract, chunk_length=2)
     server = PolicyServer(Slow(contract), ServerConfig(bind="tcp://127.0.0.1:*")).start()
     try:
         with robot, ControlLoop(robot, server.endpoint, LoopConfig(deadline_s=2.0)) as loop:
@@ -259,7 +259,7 @@ def test_dataset_info_on_a_hand_made_dataset_names_the_problem(tmp_path):
     from vla.data.writer import DatasetWriter
 
     robot = TwoJointArm()
-    with DatasetWriter(tmp_path / "d", robot.spec, task="wave") as writer:
+    with DatasetWriter(tmp_path / "d", robot.contract, task="wave") as writer:
         episode = writer.episode("wave the arm")
         episode.add(robot.observe(), [0.1, 0.2])
         episode.commit()

@@ -1,5 +1,5 @@
 """The refusal threshold's split-conformal rule, k = floor(alpha * (n + 1)), at the n where
-the `+ 1` matters (benchmarks/grounding_score.py `conformal_threshold`)."""
+the `+ 1` matters (benchmarks/presence_score.py `conformal_threshold`)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ def test_conformal_threshold_counts_n_plus_one_calibration_scores():
     `n + 1`, k = floor(4.95) = 4, the 4th lowest. n = 19: k = floor(0.05 * 20) = 1, the
     lowest score; with `n`, k = 0 and the threshold falls to the degenerate -inf (no
     refusal at all). Dropping the `+ 1` breaks both asserts."""
-    bench = load_benchmark("grounding_score")
+    bench = load_benchmark("presence_score")
     rng = np.random.default_rng(7)
     ranked = np.arange(1, 100) * 0.5 + 0.25  # distinct; the k-th lowest is 0.5 * k + 0.25
     scores = rng.permutation(ranked)

@@ -18,7 +18,7 @@ def recorded(tmp_path_factory) -> str:
     """Three short episodes of the 2-joint test arm (32x32 camera): quick to export."""
     root = tmp_path_factory.mktemp("recorded") / "wave"
     robot = TwoJointArm()
-    with DatasetWriter(root, robot.spec, task="wave") as writer:
+    with DatasetWriter(root, robot.contract, task="wave") as writer:
         for e in range(3):
             episode = writer.episode(f"wave the arm {e}")
             for t in range(4):

@@ -66,7 +66,7 @@ def test_dataset_writer_failing_mid_episode_keeps_the_earlier_ones(tmp_path, mon
     it validates. Breaks if `commit` writes into episodes/ directly."""
     robot = TwoJointArm()
     fail_the_nth_write(monkeypatch, 2)
-    with DatasetWriter(tmp_path / "d", robot.spec, task="wave") as writer:
+    with DatasetWriter(tmp_path / "d", robot.contract, task="wave") as writer:
         first = writer.episode("wave the arm")
         first.add(robot.observe(), [0.1, 0.2])
         kept = first.commit(success=True)

@@ -182,35 +182,40 @@ def test_the_object_score_reads_group_0s_mean_map():
 
 
 def test_refusal_threshold_is_split_conformal():
-    bench = load_benchmark("grounding_score")
+    bench = load_benchmark("presence_score")
     scores = np.random.default_rng(0).permutation(100).astype(float)  # 0..99
     assert bench.conformal_threshold(scores, 0.05) == 4.0  # k = floor(0.05 * 101) = 5th lowest
     assert bench.conformal_threshold(scores[:10], 0.05) == float("-inf")  # too few to promise
 
 
-def test_grounding_json_chooses_the_score(grounded_run, tiny_checkpoint, tmp_path):
+def test_presence_json_chooses_the_method(grounded_run, tiny_checkpoint, tmp_path):
     import shutil
 
     from policies.vla_policy import VLAPolicy
 
     ckpt = tmp_path / "ckpt"
     shutil.copytree(f"{grounded_run[0]}/checkpoint", ckpt)
-    (ckpt / "grounding.json").write_text(json.dumps({"threshold": 1.5, "score": "object"}))
+    (ckpt / "presence.json").write_text(json.dumps({"threshold": 1.5, "method": "object"}))
     policy = VLAPolicy.from_pretrained(ckpt, device="cpu")
-    assert policy.grounding_threshold == 1.5 and policy.grounding_kind == "object"
+    assert policy.presence_threshold == 1.5 and policy.presence_method == "object"
     contract = policy.contract
     obs = {"images": {n: np.zeros((*contract.cameras[n], 3), np.uint8)
                       for n in policy.cfg.cameras},
            "state": np.zeros(policy.cfg.state_dim, np.float32), "instruction": "lift the cube"}
     # A KL divergence from a flat map: at least 0, at most log(pixels) of any map.
     side = policy.cfg.image_size
-    assert 0.0 <= policy.infer(obs).grounding <= np.log(side * side)
-    (ckpt / "grounding.json").write_text(json.dumps({"threshold": 1.5, "score": "best"}))
-    with pytest.raises(ValueError, match="score='best'"):
+    assert 0.0 <= policy.infer(obs).presence <= np.log(side * side)
+    (ckpt / "presence.json").write_text(json.dumps({"threshold": 1.5, "method": "best"}))
+    with pytest.raises(ValueError, match="method='best'"):
         VLAPolicy.from_pretrained(ckpt, device="cpu")
-    plain = tmp_path / "plain"  # no referent groups: the referent score cannot apply
+    # A checkpoint written before the rename: grounding.json, its method under "score".
+    (ckpt / "presence.json").unlink()
+    (ckpt / "grounding.json").write_text(json.dumps({"threshold": 2.5, "score": "referents"}))
+    policy = VLAPolicy.from_pretrained(ckpt, device="cpu")
+    assert policy.presence_threshold == 2.5 and policy.presence_method == "referents"
+    plain = tmp_path / "plain"  # no referent groups: the referent method cannot apply
     shutil.copytree(tiny_checkpoint, plain)
-    (plain / "grounding.json").write_text(json.dumps({"threshold": 1.5, "score": "referents"}))
+    (plain / "presence.json").write_text(json.dumps({"threshold": 1.5, "method": "referents"}))
     with pytest.raises(ValueError, match="keypoint_groups=0"):
         VLAPolicy.from_pretrained(plain, device="cpu")
 
@@ -221,7 +226,7 @@ def test_refusal_benchmark_unknown_things_are_outside_every_vocabulary():
     from sims.scene import COLORS, SHAPES
     from sims.vocabulary import ABSENT_NOUNS, GENERIC_NOUNS, SHAPE_KINDS, color_vocabulary
 
-    bench = load_benchmark("grounding_score")
+    bench = load_benchmark("presence_score")
     known = {w for name in color_vocabulary() for w in name.split()}
     known |= {w for k in SHAPE_KINDS for w in k.words} | set(GENERIC_NOUNS)
     known |= set(COLORS) | set(SHAPES)

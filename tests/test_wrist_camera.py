@@ -88,7 +88,7 @@ def test_sim_robot_sends_the_views_it_is_given():
     from sims.sim_robot import SimRobot
 
     with SimRobot("sims/Pick-v0", cameras=("front", "wrist")) as robot:
-        assert set(robot.spec.cameras) == {"front", "wrist"}
+        assert set(robot.contract.cameras) == {"front", "wrist"}
         assert set(robot.observe()["images"]) == {"front", "wrist"}
     with pytest.raises(ValueError, match="expected 'front' and optionally 'wrist'"):
         SimRobot("sims/Pick-v0", cameras=("side",))

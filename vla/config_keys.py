@@ -114,7 +114,7 @@ def page() -> str:
              "## `vla train` (`TrainConfig`, vla/train/config.py)\n", keys_table(TrainConfig),
              "\n## `model.*`: the model settings of `vla train` and `vla pretrain`\n",
              "Unset keys take the chosen `size`'s value (columns), then `ModelConfig`'s "
-             "default (policies/config.py).\n", model_table(),
+             "default (policies/vla_model/configuration.py).\n", model_table(),
              "\n## `vla finetune` (`FinetuneConfig`, vla/train/finetune.py)\n",
              f"`lr: null` takes the method's default: {DEFAULT_LR}. `size`, `model` and "
              f"`init_from` are refused: the model is the checkpoint's.\n",

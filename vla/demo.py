@@ -25,7 +25,7 @@ DEMO_EPISODES = (("sims/Pick-v0", 2), ("sims/Touch-v0", 4), ("sims/Place-v0", 3)
 
 
 def run_policy_demo(checkpoint: str | None, out: str) -> list[tuple[str, bool]]:
-    from bridges.client import ControlLoop, LoopConfig, NotGrounded
+    from bridges.client import ControlLoop, LoopConfig, NotInView
     from bridges.stats import format_summary
     from policies.registry import load_policy
     from sims.sim_robot import SimRobot, run_sim_episode
@@ -43,9 +43,9 @@ def run_policy_demo(checkpoint: str | None, out: str) -> list[tuple[str, bool]]:
                 with SimRobot(scene, seed=seed, record=True,
                               cameras=policy.contract.cameras) as robot, \
                         ControlLoop(robot, server.endpoint,
-                                    LoopConfig(min_grounding=float("-inf"))) as loop:
+                                    LoopConfig(min_presence=float("-inf"))) as loop:
                     result = run_sim_episode(loop, robot, seed)
-            except NotGrounded as err:  # the policy refused to move: say so, go on
+            except NotInView as err:  # the policy refused to move: say so, go on
                 print(f"REFUSED  {scene} seed {seed}: {err}", flush=True)
                 continue
             results.append(result)

@@ -54,8 +54,8 @@ def add_loop_arguments(p: argparse.ArgumentParser) -> None:
 
 def loop_config(args, simulated: bool = False):
     """The loop's settings from the CLI. `simulated`: the scene's own contents already
-    decide what is there (exactly), so the policy's grounding check, which refuses some
-    valid commands, runs only when --min-grounding asks for it; on a real robot
+    decide what is there (exactly), so the policy's presence check, which refuses some
+    valid commands, runs only when --min-presence asks for it; on a real robot
     (`vla bridge robot`) the server's calibrated threshold applies by default."""
     from bridges.client import LoopConfig
     from vla.bridge_config import CurveKeyFiles
@@ -64,8 +64,8 @@ def loop_config(args, simulated: bool = False):
     curve = from_flags(CurveKeyFiles, args).keys()
     # Heartbeats well inside the deadline: a live server is always heard from in time.
     given = {"curve": curve, "heartbeat_s": min(0.2, args.deadline / 2)}
-    if simulated and args.min_grounding is None:
-        given["min_grounding"] = float("-inf")
+    if simulated and args.min_presence is None:
+        given["min_presence"] = float("-inf")
     return from_flags(LoopConfig, args, **given)
 
 
@@ -100,7 +100,7 @@ def run_sim(args) -> int:
                           f"'{r.instruction}'; {format_summary(r.control)}", flush=True)
     except (BridgeError, RobotError) as err:
         raise UserError(str(err)) from None
-    video = write_episodes_video(run.video, results, robot.spec.control_hz) if run.video \
+    video = write_episodes_video(run.video, results, robot.contract.control_hz) if run.video \
         else None
     successes = sum(r.success for r in results)
     if run.json:
@@ -117,7 +117,7 @@ def run_robot(args) -> int:
     import json
     import logging
 
-    from bridges.client import ControlLoop, NotGrounded
+    from bridges.client import ControlLoop, NotInView
     from bridges.connection import BridgeError
     from bridges.loading import load_robot
     from bridges.robot import RobotError
@@ -129,7 +129,7 @@ def run_robot(args) -> int:
     run = from_flags(RobotRun, args)
     robot = load_robot(args.robot_class, args.arguments)
     if run.print_contract:
-        print(json.dumps(robot.spec.to_dict(), indent=1))
+        print(json.dumps(robot.contract.to_dict(), indent=1))
         return 0
     config = loop_config(args)
     try:
@@ -138,7 +138,7 @@ def run_robot(args) -> int:
                 summary = loop.run(steps=run.steps, instruction=run.instruction)
             except KeyboardInterrupt:  # the robot held in run(); leave cleanly
                 summary = loop.stats.summary()
-    except NotGrounded as err:
+    except NotInView as err:
         print(str(err))
         return NOT_GROUNDED
     except (BridgeError, RobotError) as err:

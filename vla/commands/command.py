@@ -38,7 +38,7 @@ def register(subparsers) -> None:
         epilog=f"Exit status: {DONE} when the simulator judged the typed command done, "
                f"{NOT_DONE} when not, {ERROR} on errors, {NOT_UNDERSTOOD} when the command "
                f"matches no task, {NOT_IN_SCENE} when it names something the scene lacks, "
-               f"{NOT_SEEN} when the policy's grounding score says it does not see it (all "
+               f"{NOT_SEEN} when the policy's presence score says it does not see it (all "
                f"before moving). With a prompt: {DONE} unless an error stops it.")
     # dest "text": "command" is the subcommand's own name (used in error messages).
     p.add_argument("text", metavar="COMMAND", nargs="?",
@@ -120,7 +120,7 @@ def _session(args, scene: str, seed: int, split: str, command, max_steps: int) -
             refused = command is not None and _check(args, robot, command)
             if refused:
                 return refused
-            url = args.connect or stack.enter_context(_local_server(args, robot.spec))
+            url = args.connect or stack.enter_context(_local_server(args, robot.contract))
             loop = stack.enter_context(ControlLoop(robot, url, config))
             if command is not None:
                 return _carry_out(args, loop, robot, command, args.video)
@@ -156,15 +156,15 @@ def _refuse(args, text: str, command, status: int, reason: str) -> int:
 
 
 def _carry_out(args, loop, robot, command, video: str | None) -> int:
-    from bridges.client import NotGrounded
+    from bridges.client import NotInView
     from bridges.stats import format_summary
     from sims.sim_robot import run_sim_episode
 
     try:
         result = run_sim_episode(loop, robot, robot.seed, command=command)
-    except NotGrounded as err:
+    except NotInView as err:
         return _refuse(args, command.text, command, NOT_SEEN, str(err))
-    path = write_episodes_video(video, [result], robot.spec.control_hz) if video else None
+    path = write_episodes_video(video, [result], robot.contract.control_hz) if video else None
     if args.json:
         print(json.dumps({"command": command.text, "refused": False, "task": command.task,
                           "understood": command.summary(), "scene": robot.task_id,

@@ -66,15 +66,15 @@ def run(args) -> int:
         raise UserError(f"--episodes {args.episodes} and --max-steps {args.max_steps}: "
                         f"expected at least 1")
     robot = load_robot(args.robot_class, args.arguments)
-    source = _script(args.script) if args.script else Keyboard(robot.spec.action_names)
+    source = _script(args.script) if args.script else Keyboard(robot.contract.action_names)
     existing = DatasetDir(args.out)
     present = len(existing.episode_paths()) if existing.meta_path.is_file() else 0
     if present and not args.resume:
         raise UserError(f"{args.out!r} already holds {present} episodes; pass --resume to "
                         f"record more into it, or choose another --out")
-    writer = DatasetWriter(args.out, robot.spec, args.task)
+    writer = DatasetWriter(args.out, robot.contract, args.task)
     todo = args.episodes - writer.existing
-    period = 1.0 / robot.spec.control_hz
+    period = 1.0 / robot.contract.control_hz
     try:
         with SafeRobot(robot) as safe, source, writer:
             for _ in tqdm(range(max(todo, 0)), unit="ep", desc=f"record {args.task}"):

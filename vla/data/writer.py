@@ -2,7 +2,7 @@
 
     from vla.data.writer import DatasetWriter
 
-    with DatasetWriter("data/my_arm", robot.spec, task="wipe") as writer:
+    with DatasetWriter("data/my_arm", robot.contract, task="wipe") as writer:
         for _ in range(50):
             episode = writer.episode("wipe the table")
             while not done:

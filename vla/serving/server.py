@@ -370,10 +370,11 @@ class PolicyServer:
             "adapters": list(getattr(self.policy, "adapters", ())),
             "protocol_version": PROTOCOL_VERSION, "versions": list(SUPPORTED_VERSIONS),
             "features": list(FEATURES),
-            # Below it a reply's `grounding` says the named thing is likely not in view.
-            "grounding_threshold": getattr(self.policy, "grounding_threshold", None),
+            # The presence score (policies/presence.py) keeps its first wire names: below
+            # this threshold a reply's `grounding` says the named thing is likely not in view.
+            "grounding_threshold": getattr(self.policy, "presence_threshold", None),
             # How the policy reads its heat maps into `grounding` (docs/protocol.md).
-            "grounding_score": getattr(self.policy, "grounding_kind", None),
+            "grounding_score": getattr(self.policy, "presence_method", None),
             # How many actions of each chunk to run before asking again (execution.json).
             "execute_steps": getattr(self.policy, "execute_steps", None),
         }
@@ -536,7 +537,7 @@ class PolicyServer:
         if not (np.isfinite(hz) and hz > 0):
             raise ValueError(f"control_hz is {hz}; expected > 0")
         steps = step_timestamps(r.timestamp, len(actions), hz)
-        grounding = getattr(chunk, "grounding", None)
-        if grounding is not None and not np.isfinite(grounding):
-            grounding = None  # a score that cannot be read is no score
-        return action_reply(actions, hz, steps, {}, r.request_id, grounding)
+        presence = getattr(chunk, "presence", None)
+        if presence is not None and not np.isfinite(presence):
+            presence = None  # a score that cannot be read is no score
+        return action_reply(actions, hz, steps, {}, r.request_id, presence)

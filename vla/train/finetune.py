@@ -60,7 +60,7 @@ class FinetuneConfig(PolicyTrainingConfig):
     lora_vision: bool = False  # also adapt the vision encoder's Linear layers
     adapter_name: str = ""  # the name robots ask for; "" = the run directory's name
     # true: give the checkpoint's keypoints a location prior if they have none
-    # (policies/keypoints.py LocationPrior; zero-initialised, so training starts from the
+    # (policies/vla_model/keypoints.py LocationPrior; zero-initialised, so training starts from the
     # checkpoint's behaviour).
     location_prior: bool = False
     # true: give the checkpoint the sentence token (model.sentence_token) if it has none;

@@ -3,8 +3,8 @@
 A real robot has no simulator to ask whether "the blue block" is on the table. The
 signal is in the policy: its language-conditioned keypoint heat maps
 (policies/keypoints.py). When the named thing is in view they peak on it; when it is
-not, they have less to lock on to. The grounding score (`grounding_score`, what the
-server reports with each reply) reads the maps one of three ways (`--score`):
+not, they have less to lock on to. The presence score (policies/presence.py, what the
+server reports with each reply) reads the maps one of three ways (`--method`):
 - object: how far keypoint group 0's mean map is from flat (KL divergence in nats), the
   map `vla pretrain`'s loss trains to cover the named object and to stay flat when it is
   absent (the default for policies with keypoint groups);
@@ -23,10 +23,10 @@ alpha. Measured on the evaluation stream, which calibration never saw:
 - absent, unknown thing: the target's name replaced by something no template produces
   and no pretraining sentence names ("pick up the toy car").
 
-    python benchmarks/grounding_score.py [--checkpoint DIR] [--scenes 100] [--write]
-    python benchmarks/grounding_score.py --test-stream val --score all_maps   # to choose
+    python benchmarks/presence_score.py [--checkpoint DIR] [--scenes 100] [--write]
+    python benchmarks/presence_score.py --test-stream val --method all_maps   # to choose
 
-`--write` stores the threshold and these figures in CHECKPOINT/grounding.json, where the
+`--write` stores the threshold and these figures in CHECKPOINT/presence.json, where the
 server reads it (hello_reply capabilities.grounding_threshold).
 """
 
@@ -50,7 +50,7 @@ UNKNOWN_THINGS = ("toy car", "teapot", "screwdriver", "tennis racket", "elephant
 
 @torch.no_grad()
 def scores(policy, images: np.ndarray, instructions: list[str], kind: str) -> np.ndarray:
-    """(N,) grounding scores of the frames with their instructions."""
+    """(N,) presence scores of the frames with their instructions."""
     model = policy.model
     lang, mask = policy.language.encode(instructions)
     heat = grounding_heat(model, torch.from_numpy(images).to(policy.device), lang, mask)
@@ -114,13 +114,13 @@ def main() -> None:
                          "test: evaluation stream)")
     ap.add_argument("--false-refusal", type=float, default=0.05,
                     help="alpha: the false-refusal rate the threshold promises at most")
-    ap.add_argument("--score", choices=("auto", *METHODS), default="auto",
+    ap.add_argument("--method", choices=("auto", *METHODS), default="auto",
                     help="how the score reads the heat maps (see above); auto: object for "
                          "policies with keypoint groups, else all_maps")
     ap.add_argument("--test-stream", choices=("eval", "val"), default="eval",
-                    help="eval: report (the default); val: choose, e.g. between --score "
+                    help="eval: report (the default); val: choose, e.g. between --method "
                          "kinds, on validation seeds after the calibration ones")
-    ap.add_argument("--write", action="store_true", help="store CHECKPOINT/grounding.json")
+    ap.add_argument("--write", action="store_true", help="store CHECKPOINT/presence.json")
     args = ap.parse_args()
 
     from policies.registry import load_policy, resolve_checkpoint
@@ -129,9 +129,9 @@ def main() -> None:
     if policy.model.keypoints is None:
         raise SystemExit("this policy has no keypoints (model.keypoints = 0)")
     groups = policy.model.cfg.keypoint_groups
-    kind = args.score if args.score != "auto" else ("object" if groups >= 2 else "all_maps")
+    kind = args.method if args.method != "auto" else ("object" if groups >= 2 else "all_maps")
     if kind != "all_maps" and groups < 2:
-        raise SystemExit(f"--score {kind} needs referent keypoints (model.keypoint_groups >= 2)")
+        raise SystemExit(f"--method {kind} needs referent keypoints (model.keypoint_groups >= 2)")
     tasks = args.tasks.split(",")
     calib = scenes(tasks, args.scenes, "val")
     threshold = conformal_threshold(scores(policy, calib["images"], calib["valid"], kind),
@@ -142,8 +142,8 @@ def main() -> None:
          for k in ("valid", "absent_colour", "absent_unknown")}
     task_of = np.array(test["task"])
     result = {
-        "benchmark": "grounding_score", "checkpoint": args.checkpoint or "default",
-        "threshold": round(threshold, 4), "score": kind, "calibration_rule": "conformal",
+        "benchmark": "presence_score", "checkpoint": args.checkpoint or "default",
+        "threshold": round(threshold, 4), "method": kind, "calibration_rule": "conformal",
         "false_refusal_target": args.false_refusal,
         "calibration": {"stream": "val", "scenes": len(calib["valid"])},
         "test": {"stream": args.test_stream, "scenes": len(test["valid"])},
@@ -158,7 +158,7 @@ def main() -> None:
         "examples": {k: test[k][0] for k in ("valid", "absent_colour", "absent_unknown")},
     }
     if args.write:
-        path = Path(resolve_checkpoint(args.checkpoint)) / "grounding.json"
+        path = Path(resolve_checkpoint(args.checkpoint)) / "presence.json"
         path.write_text(json.dumps(result, indent=1) + "\n")
         result["written"] = str(path)
     print(json.dumps(result))
