@@ -2,7 +2,7 @@
 
 A real robot has no simulator to ask whether "the blue block" is on the table. The
 signal is in the policy: its language-conditioned keypoint heat maps
-(policies/keypoints.py). When the named thing is in view they peak on it; when it is
+(policies/vla_model/keypoints.py). When the named thing is in view they peak on it; when it is
 not, they have less to lock on to. The presence score (policies/presence.py, what the
 server reports with each reply) reads the maps one of three ways (`--method`):
 - object: how far keypoint group 0's mean map is from flat (KL divergence in nats), the

@@ -1,6 +1,6 @@
 """What does the object's keypoint group read of each phrasing? One JSON object.
 
-The keypoint groups find the instruction's referents (policies/keypoints.py): group g
+The keypoint groups find the instruction's referents (policies/vla_model/keypoints.py): group g
 attends over the instruction's tokens, and the words it pools choose where its heat maps
 peak. Group 0 is the object to act on. For every template (training and held-out, every
 task), filled with the same training words as benchmarks/phrasing_neighbours.py, this

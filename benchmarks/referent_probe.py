@@ -3,7 +3,7 @@
 Place ("put the red cube in the blue zone") and stack ("stack the red cube on the green
 cylinder") name the object to move and a second referent (the zone, the base). The
 keypoint token is how the policy tells its trunk where things are: K expected image
-coordinates from heat maps that the instruction modulates (policies/keypoints.py, FiLM
+coordinates from heat maps that the instruction modulates (policies/vla_model/keypoints.py, FiLM
 from one pooled instruction vector). We roll the scripted expert through validation-
 stream episodes and, at every frame, read the policy's keypoints and the true table
 positions of: the first referent (the target), the second referent (zone centre or

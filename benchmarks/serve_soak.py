@@ -145,7 +145,7 @@ class SoakRobot(Robot):
         self.holds: list[float] = []
 
     @property
-    def spec(self) -> ActionContract:
+    def contract(self) -> ActionContract:
         return PANDA
 
     def connect(self) -> None:

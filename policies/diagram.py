@@ -6,7 +6,7 @@
 the model from (cameras, conv stem, keypoints and their groups, location prior,
 instruction tokens, sentence token, referent words, state, chunk, decoder, trunk), so a
 diagram made from a checkpoint's config.json says what that checkpoint's model is.
-docs/model.md holds the shipped policy's, and tests/test_model_diagram.py checks that it
+docs/model.md holds the shipped policy's, and tests/docs/test_model_diagram.py checks that it
 is current.
 """
 

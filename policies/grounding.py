@@ -9,7 +9,7 @@
 (sims/captioned.py), and `vla train` can keep doing it beside the action loss
 (`grounding_data`, co-training), so words the robot demonstrations never show still
 point the policy's keypoints at the right pixels. A flat group-0 mean map is also what
-the "object" grounding score (policies/keypoints.py `grounding_score`) reads as "not in
+the "object" presence score (policies/presence.py `presence_score`) reads as "not in
 view".
 """
 

@@ -25,16 +25,16 @@ class ModelConfig:
     vision_stem: str = "conv"
     stem_channels: int = 64
     # > 0: that many language-conditioned spatial-softmax keypoints over the conv stem's
-    # map, given to the trunk as one extra token per camera (policies/keypoints.py).
+    # map, given to the trunk as one extra token per camera (policies/vla_model/keypoints.py).
     keypoints: int = 0
     # 0: the keypoints read one mean-pooled instruction vector and make one token;
     # G > 0: G groups, each attending to its own words of the instruction (the object,
-    # the zone, the base), one token per group (policies/keypoints.py ReferentKeypoints).
+    # the zone, the base), one token per group (policies/vla_model/keypoints.py ReferentKeypoints).
     keypoint_groups: int = 0
     # With keypoint groups: add to each heat map a quadratic in the image coordinates whose
     # coefficients the group's words choose, so a map can peak where nothing in the
     # image marks the spot ("the left edge" of a plain board). The maps are otherwise
-    # convolutions, blind to where they are (policies/keypoints.py LocationPrior).
+    # convolutions, blind to where they are (policies/vla_model/keypoints.py LocationPrior).
     location_prior: bool = False
     # true: one more prefix token, the instruction's sentence embedding (the mean of the
     # language encoder's token features, unit length: what all-MiniLM was trained to

@@ -83,7 +83,7 @@ class VLAModel(nn.Module):
         # (index n_bins is the begin-of-chunk token).
         self.action_query = nn.Parameter(torch.zeros(1, 1, d))
         self.token_embed = nn.Embedding(cfg.n_bins + 1, d)
-        if cfg.trunk:  # a pretrained causal LM (policies/hf_trunk.py)
+        if cfg.trunk:  # a pretrained causal LM (hf_trunk.py)
             self.trunk = HFCausalTrunk(cfg.trunk, d, trunk_config,
                                        pretrained=pretrained_backbone)
         else:

@@ -8,7 +8,7 @@ sentence means the same thing.
 
 What keeps split L2 (held-out phrasings) honest: no word of the bank is a word that only
 the held-out templates use ("grasp", "poke", "shove", ...); `held_out_only_words()`
-computes that list from sims/language.py and tests/test_paraphrase.py checks the bank
+computes that list from sims/language.py and tests/vla/test_paraphrase.py checks the bank
 against it. So every word the policy meets on L2 that training never showed stays unseen.
 """
 
