@@ -99,6 +99,15 @@ class Task:
             extras.append(SceneObject(color, shape))
         return named + extras
 
+    def _one_object_goal(self, rng, rules: EpisodeRules) -> Goal:
+        """A scene whose goal names one object (pick, touch): the object and distractors
+        placed apart, the instruction in the task's words."""
+        objects = self._objects(rng, rules, 1)
+        self._spawn(rng, objects, _sample_points(rng, len(objects)))
+        phrase = language.describe(objects[0], objects, rng)
+        text = language.instruction(self.name, rng, rules.held_out_phrasing, obj=phrase)
+        return Goal(text, objects[0], objects=objects)
+
     def _spawn(self, rng, objects: list[SceneObject], points: list[np.ndarray]) -> None:
         for obj, xy in zip(objects, points):
             spawn_object(self.p, obj, xy, float(rng.uniform(-np.pi / 4, np.pi / 4)))
@@ -123,11 +132,7 @@ class PickTask(Task):
     max_steps = 60
 
     def setup(self, rng, rules):
-        objects = self._objects(rng, rules, 1)
-        self._spawn(rng, objects, _sample_points(rng, len(objects)))
-        phrase = language.describe(objects[0], objects, rng)
-        text = language.instruction(self.name, rng, rules.held_out_phrasing, obj=phrase)
-        return Goal(text, objects[0], objects=objects)
+        return self._one_object_goal(rng, rules)
 
     def success(self, goal):
         lifted = self.pos(goal.target)[2] > goal.target.half_height + 0.06
@@ -261,11 +266,7 @@ class TouchTask(Task):
     max_steps = 60
 
     def setup(self, rng, rules):
-        objects = self._objects(rng, rules, 1)
-        self._spawn(rng, objects, _sample_points(rng, len(objects)))
-        phrase = language.describe(objects[0], objects, rng)
-        text = language.instruction(self.name, rng, rules.held_out_phrasing, obj=phrase)
-        return Goal(text, objects[0], objects=objects)
+        return self._one_object_goal(rng, rules)
 
     def success(self, goal):
         return self.robot.touches(goal.target.body)

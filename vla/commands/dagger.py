@@ -20,6 +20,8 @@ examples:
 def register(subparsers) -> None:
     import argparse
 
+    from vla.commands import add_run_arguments
+
     p = subparsers.add_parser(
         "dagger", help="DAgger: relabel the policy's own rollouts with the expert, retrain",
         description="Rounds of DAgger with the scripted experts. Settings are DaggerConfig "
@@ -33,12 +35,7 @@ def register(subparsers) -> None:
                                         "default: the shipped default policy)")
     p.add_argument("--data", nargs="+", default=None,
                    help="the demonstrations (directories from `vla collect`)")
-    p.add_argument("--config", help="YAML recipe of DaggerConfig keys (optional)")
-    p.add_argument("--out", required=True, help="run directory")
-    p.add_argument("--resume", action="store_true",
-                   help="continue the run in --out where it stopped")
-    p.add_argument("--device", default="auto", help="training device: auto | cpu | cuda[:N]")
-    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides")
+    add_run_arguments(p, "DaggerConfig")
     p.set_defaults(func=run)
 
 

@@ -22,6 +22,8 @@ examples:
 def register(subparsers) -> None:
     import argparse
 
+    from vla.commands import add_run_arguments
+
     p = subparsers.add_parser(
         "finetune", help="fine-tune a policy on new demonstrations (full, frozen encoders, "
                          "LoRA)",
@@ -37,17 +39,12 @@ def register(subparsers) -> None:
     p.add_argument("--data", nargs="+", default=None, help="dataset directories")
     p.add_argument("--method", choices=("full", "frozen-encoders", "lora"), default=None,
                    help="what trains (default lora)")
-    p.add_argument("--config", help="YAML recipe of FinetuneConfig keys (optional)")
-    p.add_argument("--out", help="run directory (default runs/<data>-<method>); for `merge`, "
-                                 "the checkpoint directory to write")
-    p.add_argument("--resume", action="store_true", help="continue the run in --out exactly")
     p.add_argument("--merge", action="store_true",
                    help="lora: also fold the adapter into a standalone checkpoint, RUN/merged")
-    p.add_argument("--device", default="auto", help="auto | cpu | cuda[:N]")
-    p.add_argument("--stop-after", type=int, default=None, metavar="STEP",
-                   help="checkpoint and stop at this step (continue later with --resume)")
-    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
-                   help="config overrides (or: merge ADAPTER)")
+    add_run_arguments(p, "FinetuneConfig", stop_after=True,
+                      out_help="run directory (default runs/<data>-<method>); for `merge`, "
+                               "the checkpoint directory to write",
+                      overrides_help="config overrides (or: merge ADAPTER)")
     p.set_defaults(func=run)
 
 

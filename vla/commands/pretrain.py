@@ -25,6 +25,8 @@ examples:
 def register(subparsers) -> None:
     import argparse
 
+    from vla.commands import add_run_arguments
+
     p = subparsers.add_parser(
         "pretrain", help="pretrain the grounding path on captioned synthetic scenes",
         description="Vision-language grounding pretraining. Settings are PretrainConfig "
@@ -32,13 +34,9 @@ def register(subparsers) -> None:
                     "scenes_dir, workers, size, model.*, steps, batch_size, lr, init_from.",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--config", help="YAML recipe of PretrainConfig keys (optional)")
-    p.add_argument("--out", required=True, help="run directory")
-    p.add_argument("--resume", action="store_true", help="continue the run in --out")
     p.add_argument("--scenes-only", action="store_true",
                    help="make the captioned scenes and stop (e.g. to share them)")
-    p.add_argument("--device", default="auto", help="auto | cpu | cuda[:N]")
-    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides")
+    add_run_arguments(p, "PretrainConfig")
     p.set_defaults(func=run)
 
 
