@@ -24,6 +24,10 @@ class ActionChunk:
     # named thing is likely not in view (policies/presence.py, benchmarks/presence_score.py).
     # On the wire it is the act reply's `grounding` field (docs/protocol.md).
     presence: float | None = None
+    # Where the policy looks: each keypoint group's mean attention map over the first
+    # camera's image (G, h, w), each summing to 1 (None: the policy has no keypoints).
+    # Group 0 looks for the object, group 1 for the second thing (zone, base, location).
+    heat: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         self.actions = np.asarray(self.actions, dtype=np.float32)

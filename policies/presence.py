@@ -40,9 +40,8 @@ def group_focus(heat: torch.Tensor, groups: int) -> torch.Tensor:
     one, i.e. log(h * w) - entropy: 0 when the group's maps together cover the image
     evenly, log(h * w) when they all pick one pixel. Single maps may each peak somewhere
     while their mean stays flat; the mean is what the grounding loss shapes."""
-    b, k, h, w = heat.shape
-    prob = torch.softmax(heat.flatten(2).float(), dim=-1)  # (B, K, h * w)
-    mean = prob.view(b, groups, k // groups, h * w).mean(2)  # (B, G, h * w)
+    h, w = heat.shape[-2:]
+    mean = group_maps(heat, groups).flatten(2)  # (B, G, h * w)
     entropy = -(mean * torch.log(mean.clamp(min=1e-12))).sum(-1)
     return math.log(h * w) - entropy
 
@@ -62,3 +61,11 @@ def concentration(heat: torch.Tensor, referent_groups: int = 0) -> torch.Tensor:
         return peak.mean(-1)
     per_group = peak.view(peak.shape[0], referent_groups, -1).mean(-1)  # (B, G)
     return per_group[:, :2].min(-1).values
+
+
+def group_maps(heat: torch.Tensor, groups: int) -> torch.Tensor:
+    """(B, G, h, w): each keypoint group's mean spatial-softmax map of heat maps
+    (B, K, h, w), each summing to 1: where the group looks (what `group_focus` scores)."""
+    b, k, h, w = heat.shape
+    prob = torch.softmax(heat.flatten(2).float(), dim=-1)  # (B, K, h * w)
+    return prob.view(b, groups, k // groups, h * w).mean(2).view(b, groups, h, w)

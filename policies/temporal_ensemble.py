@@ -58,4 +58,4 @@ class TemporalEnsemble(Policy):
         # Step forward: drop each chunk's used row and the chunks with nothing left.
         self._pending = deque(p[1:] for p in self._pending if len(p) > 1)
         return ActionChunk(action[None].astype(np.float32), chunk.control_hz,
-                           presence=chunk.presence)
+                           presence=chunk.presence, heat=chunk.heat)

@@ -8,7 +8,7 @@ import torch
 from policies.api import ActionChunk, Policy
 from policies.checkpoint import load_model
 from policies.language import LanguageEncoder
-from policies.presence import METHODS, presence_score
+from policies.presence import METHODS, group_maps, presence_score
 from policies.quantize import check_mode, quantize_int8
 from policies.vla_model.processor import InputProcessor
 
@@ -95,8 +95,10 @@ class VLAPolicy(Policy):
                                                  self.cfg.keypoint_groups)
                                   for h in heat]).mean(0).tolist()
                      if heat else [None] * len(actions))  # (B,)
-        return [ActionChunk(a, self.contract.control_hz, presence=g)
-                for a, g in zip(actions, presence, strict=True)]
+        maps = (group_maps(heat[0], max(self.cfg.keypoint_groups, 1)).cpu().numpy()
+                if heat else [None] * len(actions))  # (B, G, h, w)
+        return [ActionChunk(a, self.contract.control_hz, presence=g, heat=m)
+                for a, g, m in zip(actions, presence, maps, strict=True)]
 
     def infer(self, observation: dict) -> ActionChunk:
         return self.infer_batch([observation])[0]

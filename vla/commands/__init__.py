@@ -5,7 +5,8 @@ returning an exit code). Heavy imports belong inside `func`, so `vla --help` sta
 """
 
 COMMAND_MODULES = ("envs", "collect", "record", "dataset", "pretrain", "train", "finetune",
-                   "dagger", "eval", "tokenizer", "serve", "keys", "bridge", "command")
+                   "dagger", "eval", "tokenizer", "serve", "keys", "bridge", "command",
+                   "console")
 
 
 def config_overrides(args) -> list[str]:

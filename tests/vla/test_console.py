@@ -1,0 +1,217 @@
+"""`vla console` in a real browser: headless Chromium (Debian's, through Playwright)
+against the real server, the real simulator and the shipped policy.
+
+Without Debian's chromium these tests are skipped, unless VLA_BROWSER_TESTS=required
+(as `.ci/run` sets it, after installing chromium), when they fail instead."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from vla.console.thread import ConsoleThread
+
+CHROMIUM = Path("/usr/lib/chromium/chromium")
+REQUIRED = os.environ.get("VLA_BROWSER_TESTS") == "required"
+
+
+def _need_browser():
+    if not CHROMIUM.exists():
+        if REQUIRED:
+            pytest.fail(f"VLA_BROWSER_TESTS=required but {CHROMIUM} is missing: "
+                        f"apt-get install -y --no-install-recommends chromium")
+        pytest.skip(f"no {CHROMIUM} (apt-get install -y --no-install-recommends chromium)")
+    return pytest.importorskip("playwright.sync_api")
+
+
+@pytest.fixture(scope="module")
+def policy():
+    from policies.vla_policy import VLAPolicy
+
+    p = VLAPolicy.from_pretrained(_default(), device="cpu")
+    p.warm_up()
+    return p
+
+
+def _default():
+    from policies.registry import resolve_checkpoint
+
+    return resolve_checkpoint(None)
+
+
+@pytest.fixture(scope="module")
+def console(policy):
+    running = ConsoleThread(policy, fps=10.0)
+    yield running
+    running.close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    sync_api = _need_browser()
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=str(CHROMIUM))
+        yield b
+        b.close()
+
+
+def _open(browser, console):
+    page = browser.new_page()
+    page.goto(console.url())
+    page.wait_for_function("window.consoleState && window.consoleState.you")
+    return page
+
+
+def _say(page, text: str) -> None:
+    page.fill("#text", text)
+    page.press("#text", "Enter")
+
+
+def _finish(page) -> None:
+    """Stop whatever runs and wait until the robot is free again."""
+    page.click("#stop")
+    page.wait_for_function("document.getElementById('verdict').textContent !== 'running'",
+                           timeout=30000)
+    time.sleep(0.3)
+
+
+def test_a_command_naming_what_is_not_there_is_refused_before_anything_moves(browser,
+                                                                             console):
+    page = _open(browser, console)
+    _say(page, "pick up the purple elephant")
+    page.wait_for_function("document.getElementById('understood').textContent"
+                           ".includes('refused')", timeout=30000)
+    assert "elephant" in page.inner_text("#understood")
+    time.sleep(0.5)
+    assert page.evaluate("consoleState.frames") == 0  # nothing moved, nothing streamed
+    page.close()
+
+
+def test_a_command_streams_the_camera_with_the_attention_at_the_control_rate(browser,
+                                                                             console):
+    page = _open(browser, console)
+    page.evaluate("""() => { consoleState.times = [];
+        const img = document.getElementById('camera');
+        new MutationObserver(() => consoleState.times.push(Date.now() / 1000))
+          .observe(img, {attributes: true, attributeFilter: ['src']}); }""")
+    _say(page, "pick up the red block")
+    page.wait_for_function("document.getElementById('understood').textContent"
+                           ".startsWith('pick:')", timeout=60000)
+    page.wait_for_function("consoleState.frames >= 12", timeout=30000)
+    meta = page.evaluate("consoleState.lastMeta")
+    assert meta["attention"] and meta["labels"][0].startswith("object:")
+    assert "red" in meta["labels"][0]  # the object group reads the object's words
+    assert meta["presence"] is not None and meta["threshold"] is not None
+    times = page.evaluate("consoleState.times")
+    rate = (len(times) - 1) / (times[-1] - times[0])
+    assert 7.0 <= rate <= 12.0, f"{rate:.1f} frames/s at a 10 Hz control rate"
+    assert page.eval_on_selector("#stages", "e => e.children.length") == 4  # pick's stages
+    _finish(page)
+    page.close()
+
+
+def test_stop_holds_the_robot_mid_episode(browser, console):
+    page = _open(browser, console)
+    _say(page, "touch the blue block")
+    page.wait_for_function("consoleState.frames >= 3", timeout=60000)
+    page.click("#stop")
+    page.wait_for_function("document.getElementById('verdict').textContent"
+                           ".startsWith('stopped')", timeout=5000)
+    stopped = page.evaluate("consoleState.last")
+    frames = page.evaluate("consoleState.frames")
+    assert stopped["type"] == "stopped" and stopped["steps"] < 60
+    time.sleep(0.6)  # six control periods: the robot takes no further step
+    assert page.evaluate("consoleState.frames") == frames
+    assert len(console.server.robot.frames) == stopped["steps"]
+    video = urllib.request.urlopen(console.url("/video.mp4"), timeout=30).read()
+    assert len(video) > 1000  # the episode's video, as the policy saw it
+    page.close()
+
+
+def test_one_drives_the_others_watch(browser, console):
+    driver, other = _open(browser, console), _open(browser, console)
+    _say(driver, "pick up the green block")
+    driver.wait_for_function("document.getElementById('driver').textContent"
+                             ".includes('(you)')", timeout=60000)
+    other.wait_for_function("document.getElementById('driver').textContent.startsWith("
+                            "'viewer')", timeout=10000)
+    _say(other, "pick up the blue block")
+    other.wait_for_function("document.getElementById('log').textContent"
+                            ".includes('is driving')", timeout=10000)
+    _finish(driver)
+    driver.close()  # the driver leaves: the seat is free
+    other.wait_for_function("document.getElementById('driver').textContent === 'nobody'",
+                            timeout=10000)
+    other.close()
+
+
+def test_off_loopback_every_request_needs_the_token(policy):
+    from websockets.exceptions import InvalidStatus
+    from websockets.sync.client import connect
+
+    running = ConsoleThread(policy, host="0.0.0.0")  # traffic below stays on 127.0.0.1
+    try:
+        token = running.server.token
+        assert token and f"?token={token}" in running.server.url
+        bare = f"http://127.0.0.1:{running.server.port}/"
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(bare, timeout=10)
+        assert refused.value.code == 403
+        with pytest.raises(urllib.error.HTTPError):
+            urllib.request.urlopen(bare + "?token=wrong", timeout=10)
+        assert urllib.request.urlopen(running.url(), timeout=10).status == 200
+        with pytest.raises(InvalidStatus):
+            connect(f"ws://127.0.0.1:{running.server.port}/ws", open_timeout=10)
+        with connect(f"ws://127.0.0.1:{running.server.port}/ws?token={token}") as ws:
+            assert json.loads(ws.recv(timeout=10))["type"] == "welcome"
+    finally:
+        running.close()
+
+
+def test_bad_messages_get_errors_and_the_console_keeps_serving(console):
+    from websockets.sync.client import connect
+
+    url = f"ws://127.0.0.1:{console.server.port}/ws"
+    with connect(url) as ws:
+        assert json.loads(ws.recv(timeout=10))["type"] == "welcome"
+        for bad in ("not json", json.dumps([1, 2]), json.dumps({"type": "fly"}),
+                    json.dumps({"type": "command", "text": 7}),
+                    json.dumps({"type": "command", "text": "x" * 400}),
+                    json.dumps({"type": "reset", "task": "juggle"}),
+                    json.dumps({"type": "reset", "seed": -3})):
+            ws.send(bad)
+            reply = json.loads(ws.recv(timeout=10))
+            assert reply["type"] == "error" and reply["reason"], bad
+    assert urllib.request.urlopen(console.url(), timeout=10).status == 200
+
+
+def test_vla_console_prints_its_url_and_serves_the_page():
+    import re
+    import signal
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-m", "vla.cli", "console", "--port", "0"],
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        line = proc.stdout.readline()
+        url = re.search(r"open (http://127\.0\.0\.1:\d+/)", line)
+        assert url, line
+        page = urllib.request.urlopen(url.group(1), timeout=30).read().decode()
+        assert "vla console" in page and "/ws" in page
+    finally:
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(30) == 0
+
+
+def test_vla_console_refuses_bad_flags(capsys):
+    from vla.cli import main
+
+    assert main(["console", "--port", "70000"]) == 2
+    assert "--port 70000: expected 0 to 65535" in capsys.readouterr().err

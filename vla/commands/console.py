@@ -1,0 +1,59 @@
+"""`vla console`: a web page to command the simulated robot in words and watch it."""
+
+from __future__ import annotations
+
+from vla.errors import UserError
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "console", help="command the sim robot in words from a browser, and watch it",
+        description="Serve one page: type a command, see what was understood (or why it "
+                    "is refused, before anything moves), watch the policy's camera live with "
+                    "where it looks drawn over it, its presence score and stages, press stop "
+                    "to hold the robot, download the episode's video. Many browsers may "
+                    "watch; one drives at a time.",
+    )
+    p.add_argument("--checkpoint", help="policy checkpoint (default: the shipped one)")
+    p.add_argument("--bind", default="127.0.0.1",
+                   help="address to listen on (default 127.0.0.1, loopback only; any other "
+                        "address requires the token printed in the URL)")
+    p.add_argument("--port", type=int, default=8765, help="port (default 8765; 0: any free)")
+    p.add_argument("--fps", type=float, default=10.0,
+                   help="control rate of the episodes (default 10, the tasks' own)")
+    p.add_argument("--task", default="pick", help="the first scene's task (default pick)")
+    p.add_argument("--seed", type=int, default=0, help="the first scene's seed (default 0)")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    import asyncio
+    import logging
+
+    from policies.registry import resolve_checkpoint
+    from policies.vla_policy import VLAPolicy
+    from vla.console.server import ConsoleServer
+
+    if not 0 <= args.port < 65536:
+        raise UserError(f"--port {args.port}: expected 0 to 65535")
+    if not args.fps > 0:
+        raise UserError(f"--fps {args.fps}: expected a positive rate")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    directory = resolve_checkpoint(args.checkpoint)
+    policy = VLAPolicy.from_pretrained(directory, device="cpu")
+    policy.warm_up()
+    server = ConsoleServer(policy, args.bind, args.port, fps=args.fps, seed=args.seed,
+                           task=args.task, policy_name=str(directory))
+    ready = asyncio.Event()
+
+    async def main() -> None:
+        task = asyncio.create_task(server.serve(ready))
+        await ready.wait()
+        print(f"vla console: open {server.url}  (Ctrl-C stops)", flush=True)
+        await task
+
+    try:
+        asyncio.run(main())
+    except KeyboardInterrupt:
+        print("vla console: stopped", flush=True)
+    return 0
