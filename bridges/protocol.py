@@ -49,7 +49,8 @@ ERROR_CODES = (
 # What this server adds to version 1 (hello_reply.capabilities.features); a client checks
 # here before relying on one. Each is optional for both sides (docs/protocol.md, section 4).
 FEATURES = ("act_deadline", "supersede", "free_on_disconnect", "contract_in_mismatch",
-            "grounding")  # "grounding": the presence score in act replies (its first name)
+            "grounding",  # "grounding": the presence score in act replies (its first name)
+            "attention")  # an act with `"attention": true` gets the keypoint groups' maps
 
 # Array dtypes that may travel (names as numpy spells them, always little-endian on
 # the wire). A whitelist: object, string and void dtypes could smuggle anything.
@@ -314,11 +315,13 @@ def hello_reply(contract: dict, capabilities: dict, request_id: int | None = 0) 
 
 def act(observation: dict, episode_id: str, timestamp: float, request_id: int,
         jpeg_quality: int | None = None, adapter: str | None = None,
-        deadline_ms: float | None = None, deadline: float | None = None) -> dict:
+        deadline_ms: float | None = None, deadline: float | None = None,
+        attention: bool = False) -> dict:
     """Client -> server: one observation; `timestamp` is when it was taken (client clock).
     `adapter` names the adapter for this request only (default: the one named in hello).
     `deadline_ms` (after the server reads it) and `deadline` (client clock, like
-    `timestamp`) say when an answer is no use any more; see `act_budget_s`."""
+    `timestamp`) say when an answer is no use any more; see `act_budget_s`. `attention`
+    asks for where the policy looks (feature "attention": the reply's `attention`)."""
     obs = {
         "images": {name: encode_image(img, jpeg_quality)
                    for name, img in observation["images"].items()},
@@ -330,19 +333,25 @@ def act(observation: dict, episode_id: str, timestamp: float, request_id: int,
         extra["deadline_ms"] = float(deadline_ms)
     if deadline is not None:
         extra["deadline"] = float(deadline)
+    if attention:
+        extra["attention"] = True
     return _message("act", request_id, episode_id=str(episode_id), timestamp=float(timestamp),
                     observation=obs, **extra)
 
 
 def action_reply(actions: np.ndarray, control_hz: float, step_timestamps: list[float],
                  server_timing: dict, request_id: int | None,
-                 presence: float | None = None) -> dict:
+                 presence: float | None = None, attention: np.ndarray | None = None) -> dict:
     """Server -> client: an action chunk (K, A) float32 and when each step is due;
     `presence`, when the policy has one, is its presence score: how sharply it finds what
     the instruction names (compare with hello_reply's capabilities.grounding_threshold).
-    On the wire it keeps version 1's name, `grounding`."""
+    On the wire it keeps version 1's name, `grounding`. `attention` (G, h, w), sent only
+    to an act that asked for it, is each keypoint group's map of where the policy looks
+    (float16, each map summing to about 1)."""
     actions = np.asarray(actions, dtype=np.float32)
     extra = {} if presence is None else {"grounding": float(presence)}
+    if attention is not None:
+        extra["attention"] = encode_array(np.asarray(attention, dtype=np.float16))
     return _message("action_reply", request_id, actions=encode_array(actions),
                     control_hz=float(control_hz),
                     step_timestamps=[float(t) for t in step_timestamps],

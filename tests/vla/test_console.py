@@ -13,6 +13,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from vla.console.thread import ConsoleThread
@@ -215,3 +216,78 @@ def test_vla_console_refuses_bad_flags(capsys):
 
     assert main(["console", "--port", "70000"]) == 2
     assert "--port 70000: expected 0 to 65535" in capsys.readouterr().err
+
+
+def _served(policy):
+    from vla.serving.server import PolicyServer, ServerConfig
+
+    server = PolicyServer(policy, ServerConfig(bind="tcp://127.0.0.1:*"),
+                          policy_name="shipped")
+    server.start()
+    return server
+
+
+def _pick_contract(policy):
+    import gymnasium as gym
+
+    import sims  # noqa: F401  (registers the envs)
+    from bridges.contract import ActionContract
+    from sims.camera import camera_options
+
+    env = gym.make("sims/Pick-v0", **camera_options(policy.contract.cameras))
+    try:
+        return ActionContract.from_env(env)
+    finally:
+        env.close()
+
+
+def test_a_remote_policy_server_sends_its_attention_to_the_console(policy):
+    from vla.console.driver import ConsoleDriver
+    from vla.console.remote import RemotePolicy
+    from vla.serving.client import PolicyClient
+
+    server = _served(policy)
+    try:
+        # An old client that does not ask gets no maps: version 1 is unchanged.
+        with_old = PolicyClient(server.endpoint)
+        with_old.hello(_pick_contract(policy))
+        obs = {"images": {"front": np.zeros((128, 128, 3), np.uint8)},
+               "state": np.zeros(6, np.float32), "instruction": "pick up the red block"}
+        assert "attention" not in with_old.act(obs)
+        maps = with_old.act(obs, attention=True)["attention"]
+        groups = policy.cfg.keypoint_groups
+        assert maps.dtype == np.float16 and maps.shape[0] == groups
+        assert np.allclose(maps.astype(np.float32).sum((1, 2)), 1.0, atol=1e-2)
+        with_old.close()
+
+        remote = RemotePolicy(server.endpoint, _pick_contract(policy))
+        assert remote.attention and remote.presence_threshold == policy.presence_threshold
+        events = []
+        final = ConsoleDriver(remote, events.append, fps=0).command("pick up the red block")
+        frames = [meta for e in events if isinstance(e, tuple) for meta in [e[2]]]
+        assert final["type"] == "verdict" and final["steps"] == len(frames) - 1
+        assert all(meta["attention"] for meta in frames[1:])  # every moving frame
+        remote.close()
+    finally:
+        server.stop()
+
+
+def test_a_server_that_stops_answering_holds_the_robot(policy):
+    from vla.console.driver import ConsoleDriver
+    from vla.console.remote import RemotePolicy
+
+    server = _served(policy)
+    events = []
+
+    def emit(event):
+        events.append(event)
+        if sum(isinstance(e, tuple) for e in events) == 4:
+            server.stop()  # the server goes away mid-episode
+
+    try:
+        remote = RemotePolicy(server.endpoint, _pick_contract(policy), timeout_s=0.5)
+        final = ConsoleDriver(remote, emit, fps=0).command("pick up the red block")
+    finally:
+        server.stop()
+    assert final["type"] == "stopped" and "the robot holds" in final["reason"]
+    assert final["steps"] <= 4 + len(policy.contract.action_names)  # no step after it

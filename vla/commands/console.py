@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from vla.commands.collect import parse_cameras
 from vla.errors import UserError
 
 
@@ -14,7 +15,14 @@ def register(subparsers) -> None:
                     "to hold the robot, download the episode's video. Many browsers may "
                     "watch; one drives at a time.",
     )
-    p.add_argument("--checkpoint", help="policy checkpoint (default: the shipped one)")
+    which = p.add_mutually_exclusive_group()
+    which.add_argument("--checkpoint", help="policy checkpoint, run in this process "
+                                            "(default: the shipped one)")
+    which.add_argument("--connect", metavar="URL",
+                       help="a `vla serve` to ask instead, e.g. tcp://127.0.0.1:5555 (the "
+                            "attention is drawn when the server sends it)")
+    p.add_argument("--cameras", type=parse_cameras, default=("front",),
+                   help="with --connect: the views the simulator sends (default front)")
     p.add_argument("--bind", default="127.0.0.1",
                    help="address to listen on (default 127.0.0.1, loopback only; any other "
                         "address requires the token printed in the URL)")
@@ -39,11 +47,14 @@ def run(args) -> int:
     if not args.fps > 0:
         raise UserError(f"--fps {args.fps}: expected a positive rate")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
-    directory = resolve_checkpoint(args.checkpoint)
-    policy = VLAPolicy.from_pretrained(directory, device="cpu")
-    policy.warm_up()
+    if args.connect:
+        policy, name = _remote(args), args.connect
+    else:
+        directory = resolve_checkpoint(args.checkpoint)
+        policy, name = VLAPolicy.from_pretrained(directory, device="cpu"), str(directory)
+        policy.warm_up()
     server = ConsoleServer(policy, args.bind, args.port, fps=args.fps, seed=args.seed,
-                           task=args.task, policy_name=str(directory))
+                           task=args.task, policy_name=name)
     ready = asyncio.Event()
 
     async def main() -> None:
@@ -57,3 +68,26 @@ def run(args) -> int:
     except KeyboardInterrupt:
         print("vla console: stopped", flush=True)
     return 0
+
+
+def _remote(args):
+    """The served policy, greeted with the action contract of the first scene's robot."""
+    import gymnasium as gym
+
+    import sims  # noqa: F401  (registers the envs)
+    from bridges.contract import ActionContract
+    from bridges.protocol import ProtocolError
+    from sims.camera import camera_options
+    from vla.console.remote import RemotePolicy
+    from vla.envs import resolve_env_id
+
+    env = gym.make(resolve_env_id(args.task), **camera_options(args.cameras))
+    try:
+        contract = ActionContract.from_env(env)
+    finally:
+        env.close()
+    try:
+        return RemotePolicy(args.connect, contract)
+    except (TimeoutError, ProtocolError) as err:
+        raise UserError(f"--connect {args.connect}: {err}") from None
+

@@ -138,7 +138,14 @@ class ConsoleDriver:
         steps, info, first = 0, {"success": False}, True
         next_tick = time.monotonic()
         while True:
-            chunk = policy.infer(self.obs)
+            try:
+                chunk = policy.infer(self.obs)
+            except Exception as err:  # a server that did not answer, or answered wrong
+                event = {"type": "stopped", "command": text, "steps": steps,
+                         "stage": tracker.furthest,
+                         "reason": f"no action from the policy ({err}); the robot holds"}
+                self.emit(event)
+                return event
             if first and threshold is not None and chunk.presence is not None \
                     and chunk.presence < threshold:
                 return self._refuse(text, understood, "not in view",

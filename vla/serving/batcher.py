@@ -36,6 +36,7 @@ class Request:
     received: float         # time.monotonic() when the server read it off the socket
     adapter: str | None = None  # the adapter that answers it (None: the base policy)
     deadline: float | None = None  # time.monotonic() after which the answer is useless
+    attention: bool = False  # the act asked for the keypoint groups' maps (feature)
 
 
 @dataclass(eq=False)

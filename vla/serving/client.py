@@ -24,6 +24,7 @@ from bridges.protocol import (
     ProtocolError,
     act,
     actions_from_message,
+    decode_array,
     goodbye,
     hello,
     pack,
@@ -68,14 +69,17 @@ class PolicyClient:
     def act(self, observation: dict, episode_id: str = "episode-0",
             timestamp: float | None = None, jpeg_quality: int | None = None,
             adapter: str | None = None, deadline_ms: float | None = None,
-            deadline: float | None = None) -> dict:
+            deadline: float | None = None, attention: bool = False) -> dict:
         """The reply to one observation, with `actions` decoded to a float32 (K, A) array;
         `adapter` overrides the hello's adapter for this request; `deadline_ms` /
         `deadline` (client clock) let the server answer `expired` instead of computing."""
         stamp = time.time() if timestamp is None else timestamp
         reply = self.request(lambda rid: act(observation, episode_id, stamp, rid, jpeg_quality,
-                                             adapter, deadline_ms, deadline), "action_reply")
+                                             adapter, deadline_ms, deadline, attention),
+                             "action_reply")
         reply["actions"] = actions_from_message(reply)
+        if "attention" in reply:  # (G, h, w) float16, when asked for and the policy has it
+            reply["attention"] = decode_array(reply["attention"])
         return reply
 
     def reset(self, episode_id: str) -> dict:

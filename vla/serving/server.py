@@ -416,7 +416,8 @@ class PolicyServer:
         old = self._batcher.add(Request(
             envelope=envelope, session=session, request_id=msg.get("id"), observation=obs,
             episode_id=episode_id, timestamp=timestamp, received=now, adapter=adapter,
-            deadline=None if budget is None else now + budget))
+            deadline=None if budget is None else now + budget,
+            attention=msg.get("attention") is True))
         if old is not None:  # one act per client waits; the newest observation wins
             self._refuse(old, "superseded", f"act #{msg.get('id')} of the same client "
                                             f"replaced it before it was computed")
@@ -540,4 +541,7 @@ class PolicyServer:
         presence = getattr(chunk, "presence", None)
         if presence is not None and not np.isfinite(presence):
             presence = None  # a score that cannot be read is no score
-        return action_reply(actions, hz, steps, {}, r.request_id, presence)
+        heat = getattr(chunk, "heat", None) if r.attention else None
+        if heat is not None and not (np.ndim(heat) == 3 and np.isfinite(heat).all()):
+            heat = None  # maps that cannot be drawn are not sent
+        return action_reply(actions, hz, steps, {}, r.request_id, presence, heat)
