@@ -54,6 +54,9 @@ class LoopConfig:
         "help": "seconds without a reply before the robot holds", "flag": "deadline",
         "metavar": "S"})
     heartbeat_s: float = 0.2          # ping when the server was silent this long
+    # Ask for the keypoint groups' maps with every act (protocol feature "attention"; the
+    # newest is `ControlLoop.attention`): for a viewer such as `vla console --robot`.
+    attention: bool = False
     connect_timeout_s: float = field(default=15.0, metadata={  # first hello
         "help": "seconds to wait for a server to answer hello", "flag": "connect-timeout",
         "metavar": "S"})
@@ -146,6 +149,7 @@ class ControlLoop:
         self._requests: dict[int, tuple[int, float]] = {}  # id -> (tick, obs timestamp)
         self._errors_in_a_row = 0
         self.tick = 0
+        self.attention = None  # the newest attention maps (G, h, w), when asked for
         self._warned_stale = False
         losses_before = self.link.losses
         try:
@@ -305,7 +309,8 @@ class ControlLoop:
         answer_by = (self.obs_time + chunk * self.period
                      if deadline_s is None and chunk else None)
         msg_id = self.link.send_act(self.obs, self.episode_id, self.obs_time,
-                                    self.config.jpeg_quality, deadline_s, answer_by=answer_by)
+                                    self.config.jpeg_quality, deadline_s, answer_by=answer_by,
+                                    attention=self.config.attention)
         self._requests[msg_id] = (self.tick, self.obs_time)
 
     # -- waiting and replies --------------------------------------------------------------
@@ -342,6 +347,12 @@ class ControlLoop:
         stats.chunks += 1
         if msg.get("grounding") is not None:
             stats.presence.append(float(msg["grounding"]))  # the wire's first name
+        if msg.get("attention") is not None:  # asked for (LoopConfig.attention): keep the last
+            try:
+                self.attention = protocol.decode_array(msg["attention"], dtypes=("float16",),
+                                                       field="attention")
+            except protocol.ProtocolError:
+                self.attention = None  # maps that cannot be read are not drawn
         # Step k is due at obs_time + k / hz (the server's step_timestamps say so); those
         # before the next tick to run are stale, the rest are checked from the current state.
         first = tick + self._first_offset(msg.get("step_timestamps"), obs_time)

@@ -158,13 +158,14 @@ class PolicyLink:
     # -- requests -----------------------------------------------------------------------
     def send_act(self, observation: dict, episode_id: str, timestamp: float,
                  jpeg_quality: int | None = None, deadline_s: float | None = None,
-                 answer_by: float | None = None) -> int:
+                 answer_by: float | None = None, attention: bool = False) -> int:
         """`deadline_s`: how long this link waits for the reply before declaring the server
         lost; `answer_by` (this clock, like `timestamp`): the act's `deadline`, after which
-        the server answers `expired` instead of computing it."""
+        the server answers `expired` instead of computing it; `attention`: ask for the
+        keypoint groups' maps (protocol feature "attention")."""
         msg_id = self._take_id()
         self._request(protocol.act(observation, episode_id, timestamp, msg_id, jpeg_quality,
-                                   deadline=answer_by), deadline_s)
+                                   deadline=answer_by, attention=attention), deadline_s)
         return msg_id
 
     def send_reset(self, episode_id: str, deadline_s: float | None = None) -> int:

@@ -32,6 +32,7 @@ LOOP_ONLY = {
     "query_every": "loop tuning, Python API only",
     "ensemble_decay": "loop tuning, Python API only",
     "max_consecutive_errors": "loop tuning, Python API only",
+    "attention": "for viewers (vla console --robot), Python API only",
 }
 # Flags whose name is not the field's with dashes (the CLI had them first).
 RENAMED = {"max_message_bytes": "max-message-mb", "deadline_s": "deadline",

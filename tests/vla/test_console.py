@@ -216,6 +216,8 @@ def test_vla_console_refuses_bad_flags(capsys):
 
     assert main(["console", "--port", "70000"]) == 2
     assert "--port 70000: expected 0 to 65535" in capsys.readouterr().err
+    assert main(["console", "--robot", "bridges.mock_robot:MockRobot"]) == 2
+    assert "--robot needs --connect URL" in capsys.readouterr().err
 
 
 def _served(policy):
@@ -291,3 +293,36 @@ def test_a_server_that_stops_answering_holds_the_robot(policy):
         server.stop()
     assert final["type"] == "stopped" and "the robot holds" in final["reason"]
     assert final["steps"] <= 4 + len(policy.contract.action_names)  # no step after it
+
+
+def test_the_console_attached_to_a_robots_control_loop(policy):
+    """`vla console --robot`: a Robot (the sim robot standing in for a real one) driven by
+    bridges' ControlLoop against a vla serve; the console watches every observation with
+    the server's attention, and stop ends the loop between ticks, the robot holding."""
+    from sims.sim_robot import SimRobot
+    from vla.console.robot_driver import RobotConsoleDriver
+
+    server = _served(policy)
+    events = []
+
+    def emit(event):
+        events.append(event)
+        if sum(isinstance(e, tuple) and e[2]["attention"] for e in events) == 5:
+            driver.stop()
+
+    robot = SimRobot("sims/Pick-v0", seed=6, split="L1", cameras=("front",))
+    try:
+        robot.connect()
+        driver = RobotConsoleDriver(robot, server.endpoint, emit)
+        assert driver.presence_threshold == policy.presence_threshold
+        refused = driver.command("fly to the moon")
+        assert refused["type"] == "refused" and refused["kind"] == "not understood"
+        final = driver.command("pick up the red block")
+        assert final["type"] == "stopped" and 5 <= final["steps"] <= 7
+        frames = [e[2] for e in events if isinstance(e, tuple)]
+        assert sum(meta["attention"] for meta in frames) >= 5
+        assert len(driver.frames) >= 5  # the episode's video
+        driver.close()
+    finally:
+        robot.close()
+        server.stop()

@@ -21,6 +21,11 @@ def register(subparsers) -> None:
     which.add_argument("--connect", metavar="URL",
                        help="a `vla serve` to ask instead, e.g. tcp://127.0.0.1:5555 (the "
                             "attention is drawn when the server sends it)")
+    p.add_argument("--robot", metavar="CLASS",
+                   help="with --connect: drive this robot (package.module:Class, as `vla "
+                        "bridge robot`) through its control loop instead of the simulator")
+    p.add_argument("--robot-args", nargs="*", default=[], metavar="KEY=VALUE",
+                   help="the --robot's constructor arguments")
     p.add_argument("--cameras", type=parse_cameras, default=("front",),
                    help="with --connect: the views the simulator sends (default front)")
     p.add_argument("--bind", default="127.0.0.1",
@@ -47,14 +52,19 @@ def run(args) -> int:
     if not args.fps > 0:
         raise UserError(f"--fps {args.fps}: expected a positive rate")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
-    if args.connect:
+    driver = None
+    if args.robot:
+        if not args.connect:
+            raise UserError("--robot needs --connect URL: the policy runs on a `vla serve`")
+        policy, name, driver = None, f"{args.connect} on {args.robot}", _robot_driver(args)
+    elif args.connect:
         policy, name = _remote(args), args.connect
     else:
         directory = resolve_checkpoint(args.checkpoint)
         policy, name = VLAPolicy.from_pretrained(directory, device="cpu"), str(directory)
         policy.warm_up()
     server = ConsoleServer(policy, args.bind, args.port, fps=args.fps, seed=args.seed,
-                           task=args.task, policy_name=name)
+                           task=args.task, policy_name=name, driver=driver)
     ready = asyncio.Event()
 
     async def main() -> None:
@@ -90,4 +100,19 @@ def _remote(args):
         return RemotePolicy(args.connect, contract)
     except (TimeoutError, ProtocolError) as err:
         raise UserError(f"--connect {args.connect}: {err}") from None
+
+
+def _robot_driver(args):
+    from bridges.connection import BridgeError
+    from bridges.loading import load_robot
+    from bridges.robot import RobotError
+    from vla.console.robot_driver import RobotConsoleDriver
+
+    try:
+        robot = load_robot(args.robot, list(args.robot_args))
+        robot.connect()
+        # The console server replaces `emit` with its own.
+        return RobotConsoleDriver(robot, args.connect, emit=lambda _: None)
+    except (ValueError, BridgeError, RobotError) as err:
+        raise UserError(f"--robot {args.robot}: {err}") from None
 

@@ -41,6 +41,10 @@ class ConsoleDriver:
         self.frames: list[np.ndarray] = []  # the last episode's frames, for the download
         self.last_instruction = ""
 
+    @property
+    def presence_threshold(self) -> float | None:
+        return getattr(self.policy, "presence_threshold", None)
+
     # -- scenes ---------------------------------------------------------------------------
     def reset(self, task: str = "pick", split: str = "L1", seed: int | None = None) -> dict:
         """A fresh scene of `task` (a task name or env id); returns and emits its event."""

@@ -52,19 +52,22 @@ def is_loopback(host: str) -> bool:
 class ConsoleServer:
     def __init__(self, policy, host: str = "127.0.0.1", port: int = 8765,
                  fps: float = 10.0, seed: int = 0, task: str = "pick",
-                 token: str | None = None, policy_name: str = "") -> None:
+                 token: str | None = None, policy_name: str = "", driver=None) -> None:
+        """`policy` runs here on the simulator (`ConsoleDriver`); or `driver` is given,
+        e.g. a `RobotConsoleDriver` on a robot's control loop (then `policy` is unused)."""
         self.host, self.port, self.task = host, port, task
         # Off loopback every request must carry the token (a fresh one unless given).
         self.token = token if token is not None else (
             None if is_loopback(host) else secrets.token_urlsafe(16))
-        self.policy_name = policy_name or type(policy).__name__
+        self.policy_name = policy_name or type(driver or policy).__name__
         self.clients: dict = {}  # websocket -> viewer name
         self.driver = None  # the websocket that drives, or None
         self.busy = False  # an episode (or reset) is running
         self._names = 0
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="console-robot")
         self._loop: asyncio.AbstractEventLoop | None = None
-        self.robot = ConsoleDriver(policy, self._emit_threadsafe, fps=fps, seed=seed)
+        self.robot = driver or ConsoleDriver(policy, self._emit_threadsafe, fps=fps, seed=seed)
+        self.robot.emit = self._emit_threadsafe
         self.stopped = asyncio.Event()
 
     # -- lifecycle --------------------------------------------------------------------
@@ -126,7 +129,7 @@ class ConsoleServer:
         await ws.send(json.dumps({
             "type": "welcome", "you": self.clients[ws], "driver": self._driver_name(),
             "policy": self.policy_name, "tasks": _tasks(), "splits": _splits(),
-            "threshold": getattr(self.robot.policy, "presence_threshold", None),
+            "threshold": self.robot.presence_threshold,
             "fps": self.robot.fps, "scene": self.robot.env_id, "seed": self.robot.seed}))
         try:
             async for raw in ws:
