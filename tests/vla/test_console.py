@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 import urllib.error
 import urllib.request
@@ -150,6 +151,21 @@ def test_one_drives_the_others_watch(browser, console):
     other.wait_for_function("document.getElementById('driver').textContent === 'nobody'",
                             timeout=10000)
     other.close()
+
+
+def test_closing_the_drivers_page_mid_episode_holds_the_robot(browser, console):
+    driver, watcher = _open(browser, console), _open(browser, console)
+    _say(driver, "touch the red block")
+    watcher.wait_for_function("consoleState.frames >= 3", timeout=60000)
+    driver.close()  # the driver's socket closes with the page
+    watcher.wait_for_function("document.getElementById('verdict').textContent"
+                              ".startsWith('stopped')", timeout=5000)
+    steps = int(re.search(r"after (\d+) steps", watcher.inner_text("#verdict")).group(1))
+    frames = watcher.evaluate("consoleState.frames")
+    time.sleep(0.6)
+    assert watcher.evaluate("consoleState.frames") == frames  # held: no further step
+    assert steps < 60 and watcher.inner_text("#driver") == "nobody"
+    watcher.close()
 
 
 def test_off_loopback_every_request_needs_the_token(policy):

@@ -91,7 +91,7 @@ class ConsoleServer:
         self._pool.shutdown(wait=True)
 
     # -- HTTP -------------------------------------------------------------------------
-    def _http(self, connection, request):
+    async def _http(self, connection, request):
         url = urlsplit(request.path)
         if self.token is not None:
             given = parse_qs(url.query).get("token", [""])[0]
@@ -103,8 +103,8 @@ class ConsoleServer:
             return None  # the WebSocket handshake goes on
         if url.path == "/":
             return _response(PAGE.read_bytes(), "text/html; charset=utf-8")
-        if url.path == "/video.mp4":
-            return self._video(connection)
+        if url.path == "/video.mp4":  # encoding takes a while: not on the event loop
+            return await asyncio.to_thread(self._video, connection)
         return connection.respond(HTTPStatus.NOT_FOUND, "not found\n")
 
     def _video(self, connection):
