@@ -18,6 +18,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from sims import everyday
 from sims.language import GENERIC_NOUNS, LOCATION_SYNONYMS, TEMPLATES
 from sims.scene import BOARD_LOCATIONS, COLORS, SHAPES, SceneObject
 from sims.tasks import Goal
@@ -136,16 +137,34 @@ GRAMMAR = [(task, template, held_out, _pattern(task, template))
 
 
 def parse(text: str) -> Command:
-    """The best-matching reading of `text`; `NotUnderstood` when no phrasing matches."""
+    """The best reading of `text`: a phrasing of the suite (as typed, or with typos fixed
+    and filler dropped), else the task found by meaning (`sims/everyday.py`);
+    `NotUnderstood` when there is none, or when two readings fit equally (it asks)."""
     found = match(text)
     if found is None:
+        cleaned = everyday.clean(text)
+        found = match(cleaned)
+        if found is None:
+            return _by_meaning(text, cleaned)
+        text = cleaned  # the words the policy is told: typos fixed, filler dropped
+    task, template, fields = found
+    return _reading(text, task, template in TEMPLATES[task][1], fields)
+
+
+def _by_meaning(text: str, cleaned: str) -> Command:
+    try:
+        reading = everyday.read(text)
+    except everyday.Ambiguous as err:
+        raise NotUnderstood(str(err)) from None
+    if reading is None:
         raise NotUnderstood(
             f"I could not match {text.strip()!r} to a task I know. I can "
             f"{'; '.join(TASK_WORDS.values())}. For example: \"pick up the red block\", "
             f"\"put the blue cube in the green zone\", \"stack the red block on the yellow "
             f"block\", \"push the gray block to the top left corner\"")
-    task, template, fields = found
-    return _reading(text, task, template in TEMPLATES[task][1], fields)
+    other = Referent.from_words(reading.other) if reading.other else None
+    return Command(cleaned, reading.task, Referent.from_words(reading.obj), other=other,
+                   zone=reading.zone, location=reading.location)
 
 
 def match(text: str, held_out: bool | None = None) -> tuple[str, str, dict[str, str]] | None:
@@ -157,11 +176,21 @@ def match(text: str, held_out: bool | None = None) -> tuple[str, str, dict[str, 
     best: tuple[int, str, str, dict[str, str]] | None = None
     for task, template, is_held_out, pattern in GRAMMAR:
         m = None if held_out not in (None, is_held_out) else pattern.match(clean)
+        if m and _names_a_zone_as_a_thing(task, m.groupdict()):
+            m = None  # "place the red block onto the green zone" is no stack
         if m:
             known = _known_words(_reading(text, task, is_held_out, m.groupdict()))
             if best is None or known > best[0]:
                 best = (known, task, template, m.groupdict())
     return None if best is None else best[1:]
+
+
+def _names_a_zone_as_a_thing(task: str, fields: dict) -> bool:
+    """Whether a reading takes a zone ("the green zone") for an object to move or build
+    on: no task but place names zones."""
+    return task not in _ZONE_TASKS and any(
+        fields.get(key, "").split()[-1:] == [word]
+        for key in ("obj", "target") for word in everyday.ZONE_WORDS)
 
 
 def _reading(text: str, task: str, held_out: bool, fields: dict) -> Command:
