@@ -47,7 +47,8 @@ PHRASINGS = {
         "lay the {obj} down in the {zone} area", "deposit the {obj} in the {zone} zone",
         "place the {obj} onto the {zone} zone", "move the {obj} into the {zone} square please",
         "get the {obj} into the {zone} zone", "put the {obj} down on the {zone} patch",
-        "can you move the {obj} over into the {zone} zone", "plase put the {obj} in the {zone} zone",
+        "can you move the {obj} over into the {zone} zone",
+        "plase put the {obj} in the {zone} zone",
     ],
     "stack": [
         "put the {obj} on top of the {other}", "stack the {obj} onto the {other}",
