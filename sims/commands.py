@@ -52,7 +52,7 @@ class Referent:
 
     @classmethod
     def from_words(cls, words: str) -> Referent:
-        parts = words.split()
+        parts = [("block" if w in ("one", "thing", "item") else w) for w in words.split()]
         if len(parts) == 1:
             return cls(parts[0], "block") if parts[0] in COLORS else cls(None, parts[0])
         return cls(parts[0], parts[1])

@@ -140,3 +140,29 @@ def run_sim_episode(loop, robot: SimRobot, seed: int, instruction: str | None = 
     control = loop.run(steps=max_ticks, stop=lambda: robot.done, instruction=instruction)
     return EpisodeResult(seed, instruction or robot.scene_instruction, robot.scene_instruction,
                          robot.success, robot.steps, control, list(robot.frames))
+
+
+def run_sim_plan(loop, robot: SimRobot, seed: int, plan: list) -> list[EpisodeResult]:
+    """The steps of `plan` (`sims.commands.Command`s) one after another in one episode of
+    `robot`'s scene (seed), each from the state the step before left: each step's goal
+    replaces the last, the policy reads the step's words, and the simulator judges it when
+    it ends (its task's own step budget). Stops after the first step not done; returns one
+    result per step run."""
+    from sims.commands import ground
+    from sims.tasks import TASKS
+
+    robot.reset_episode(seed)
+    env, results = robot.env.unwrapped, []
+    for command in plan:
+        start = robot.steps
+        robot._obs = env.set_goal(command.task, ground(command, env.goal))
+        robot.terminated = False  # the last step's success ended nothing: go on
+        control = loop.run(steps=TASKS[command.task].max_steps, stop=lambda: robot.done,
+                           instruction=command.text)
+        results.append(EpisodeResult(seed, command.text, robot.scene_instruction,
+                                     robot.success, robot.steps - start, control,
+                                     list(robot.frames)))
+        if not robot.success or robot.truncated:
+            break
+    return results
+

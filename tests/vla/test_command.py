@@ -129,3 +129,24 @@ def test_cli_auto_scene_runs_the_typed_task(tmp_path):
     report = json.loads(done.stdout)
     assert report["task"] == "pick" and report["scene"] == "sims/Pick-v0"
     assert report["understood"] == "pick up the red block" and report["steps"] == 3
+
+
+def test_a_compound_command_prints_its_plan_and_runs_step_by_step(capsys):
+    from vla.cli import main
+
+    code = main(["command", "pick up the red block and put it in the green zone, then touch "
+                 "the blue block", "--policy", "builtin:hold", "--max-steps", "4", "--json"])
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert code == 1 and out["failed_step"] == 1  # holding still picks nothing up
+    assert [s["understood"] for s in out["plan"]] == ["pick up the red block"]
+    assert out["plan"][0]["steps"] <= 4
+
+
+def test_a_compound_command_naming_what_is_absent_is_refused_before_moving(capsys):
+    from vla.cli import main
+
+    code = main(["command", "touch the red block, then pick up the purple elephant",
+                 "--policy", "builtin:hold", "--json"])
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert code == 4 and out["refused"] and "step 2" in out["reason"]
+    assert "touch: touch the red block" in out["understood"]

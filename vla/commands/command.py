@@ -69,7 +69,8 @@ def register(subparsers) -> None:
 def run(args) -> int:
     import logging
 
-    from sims.commands import NotInScene, NotUnderstood, find_scene, parse
+    from sims.commands import NotInScene, NotUnderstood, find_scene
+    from sims.plans import parse_plan
     from sims.tasks import TASKS
     from vla.envs import resolve_env_id
 
@@ -82,9 +83,12 @@ def run(args) -> int:
     if not text:
         raise UserError("the command is empty; say what the robot should do")
     try:
-        command = parse(text)
+        plan = parse_plan(text)
     except NotUnderstood as err:
         return _refuse(args, text, None, NOT_UNDERSTOOD, str(err))
+    if len(plan) > 1:
+        return _plan(args, text, plan)
+    command = plan[0]
     seed, split = args.seed, "L1"
     if args.scene == AUTO:
         scene = _env_id(command.task)
@@ -96,6 +100,73 @@ def run(args) -> int:
         scene = resolve_env_id(args.scene)
     max_steps = args.max_steps or TASKS[command.task].max_steps
     return _session(args, scene, seed, split, command, max_steps)
+
+
+def _plan(args, text: str, plan: list) -> int:
+    """Several steps in one command: the plan printed, then every step grounded in one
+    scene (or the whole refused, naming the step) and carried out in order, each from
+    where the last left off; the verdict names the first step not done."""
+    from bridges.client import ControlLoop, NotInView
+    from sims.commands import NotInScene
+    from sims.plans import describe, find_plan_scene, ground_plan
+    from sims.sim_robot import SimRobot, run_sim_plan
+    from sims.tasks import TASKS
+    from vla.envs import resolve_env_id
+
+    if not args.json:
+        print(f"understood \"{text}\" as a plan of {len(plan)} steps:\n{describe(plan)}")
+    summary = "; ".join(f"{c.task}: {c.summary()}" for c in plan)
+    try:
+        if args.scene == AUTO:
+            task, seed, split = find_plan_scene(plan, args.seed)
+            scene = _env_id(task)
+        else:
+            scene, seed, split = resolve_env_id(args.scene), args.seed, "L1"
+    except NotInScene as err:
+        return _refuse(args, text, None, NOT_IN_SCENE, str(err), summary)
+    budget = args.max_steps or sum(TASKS[c.task].max_steps for c in plan)
+    robot = SimRobot(scene, seed=seed, split=split, record=bool(args.video),
+                     max_steps=budget, cameras=_cameras(args))
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(robot)
+        try:
+            ground_plan(plan, robot.env.unwrapped.goal)
+        except NotInScene as err:
+            return _refuse(args, text, None, NOT_IN_SCENE,
+                           f"{err} (scene {robot.task_id}, seed {seed}; try --scene auto)",
+                           summary)
+        url = args.connect or stack.enter_context(_local_server(args, robot.contract))
+        loop = stack.enter_context(ControlLoop(robot, url, loop_config(args, simulated=True)))
+        try:
+            results = run_sim_plan(loop, robot, seed, plan)
+        except NotInView as err:
+            return _refuse(args, text, None, NOT_SEEN, str(err), summary)
+    return _report_plan(args, text, plan, results, robot)
+
+
+def _report_plan(args, text: str, plan: list, results: list, robot) -> int:
+    done = len(results) == len(plan) and all(r.success for r in results)
+    failed = None if done else len(results)
+    path = (write_episodes_video(args.video, results[-1:], robot.contract.control_hz)
+            if args.video and results else None)
+    steps = [{"step": n, "task": c.task, "understood": c.summary(),
+              "success": r.success, "steps": r.steps}
+             for n, (c, r) in enumerate(zip(plan, results), start=1)]
+    if args.json:
+        print(json.dumps({"command": text, "refused": False, "plan": steps, "success": done,
+                          "failed_step": failed, "scene": robot.task_id, "seed": robot.seed,
+                          "video": path}), flush=True)
+    else:
+        for step in steps:
+            verdict = "done" if step["success"] else "not done"
+            print(f"  step {step['step']}: {verdict} after {step['steps']} steps "
+                  f"({step['understood']})")
+        skipped = "" if done or failed == len(plan) else "; the steps after it did not run"
+        print("done: every step" if done else
+              f"not done: step {failed} ({plan[failed - 1].summary()}) failed{skipped}")
+        if path:
+            print(f"  video: {path}")
+    return DONE if done else NOT_DONE
 
 
 def _env_id(task: str) -> str:
@@ -142,9 +213,10 @@ def _check(args, robot, command) -> int:
     return 0
 
 
-def _refuse(args, text: str, command, status: int, reason: str) -> int:
+def _refuse(args, text: str, command, status: int, reason: str,
+            understood: str | None = None) -> int:
     """Say why nothing moves: what was understood, and what is missing or unknown."""
-    understood = f"{command.task}: {command.summary()}" if command else None
+    understood = f"{command.task}: {command.summary()}" if command else understood
     if args.json:
         print(json.dumps({"command": text, "refused": True, "status": status,
                           "understood": understood, "reason": reason}), flush=True)
