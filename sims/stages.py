@@ -97,7 +97,7 @@ class StageTracker:
 
     def __init__(self, env) -> None:
         self.env = env.unwrapped
-        self.task_name = self.env.task_name
+        self.task_name = self.env.goal_task  # the task judged now (env.set_goal may change it)
         self.stages = STAGES[self.task_name]
         self.index = -1
         self._start = np.zeros(3)
@@ -172,9 +172,9 @@ def goal_xy(env) -> np.ndarray:
     neighbour's centre (stack, push_next), the zone's centre (place), the board location
     (push_to). `env` is the unwrapped env of a task in GOAL_TASKS."""
     goal = env.goal
-    if env.task_name in ("push_next", "stack"):
+    if env.goal_task in ("push_next", "stack"):
         return object_pose(env.p, goal.other)[0][:2]
-    if env.task_name == "place":
+    if env.goal_task == "place":
         return np.asarray(goal.zone.center)[:2]
     return np.asarray(goal.location)[:2]
 

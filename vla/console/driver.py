@@ -75,81 +75,95 @@ class ConsoleDriver:
 
     # -- commands -------------------------------------------------------------------------
     def command(self, text: str, scene: str = AUTO) -> dict:
-        """Parse `text`, refuse it or carry it out to the end (or until stop); returns the
-        final event (refused, stopped or verdict)."""
-        import sims
-        from sims.commands import NotInScene, NotUnderstood, find_scene, ground, parse
-        from sims.stages import STAGES
+        """Parse `text` (one command, or a plan of several steps), refuse it or carry it
+        out step by step to the end (or until stop or the first step not done); returns
+        the final event (refused, stopped or verdict)."""
+        from sims.commands import NotInScene, NotUnderstood
+        from sims.plans import ground_plan, parse_plan
 
         text = " ".join(text.split())
         self.stop_event.clear()
         try:
-            command = parse(text)
+            plan = parse_plan(text)
         except NotUnderstood as err:
             return self._refuse(text, None, "not understood", str(err))
-        understood = f"{command.task}: {command.summary()}"
+        understood = "\n".join(f"{n}. {c.task}: {c.summary()}" if len(plan) > 1
+                               else f"{c.task}: {c.summary()}"
+                               for n, c in enumerate(plan, start=1))
         try:
-            if scene == AUTO:
-                if not self._holds(command):  # search a scene made for this command
-                    seed, split = find_scene(command, self.seed)
-                    self.reset(_env_id(command.task), split, seed)
-            elif self.env is None or sims.env_task(self.env_id)[0] != scene:
-                self.reset(scene, self.split, self.seed)
-            else:
-                self.obs, _ = self.env.reset(seed=self.seed)  # a fresh attempt, same scene
-            goal = ground(command, self.env.unwrapped.goal)
+            self._scene_for(plan, scene)
+            ground_plan(plan, self.env.unwrapped.goal)
         except NotInScene as err:
             return self._refuse(text, understood, "not in the scene", str(err))
-        self.obs = self.env.unwrapped.set_goal(command.task, goal)
         self.emit({"type": "understood", "command": text, "understood": understood,
-                   "task": command.task, "env_id": self.env_id, "seed": self.seed,
-                   "stages": list(STAGES[command.task])})
-        return self._run(text, understood, command.task)
+                   "task": plan[0].task, "env_id": self.env_id, "seed": self.seed,
+                   "steps": [c.summary() for c in plan]})
+        self.frames, self.last_instruction = [], text
+        event = {}
+        for n, command in enumerate(plan, start=1):
+            event = self._step(n, len(plan), command, understood)
+            if event["type"] != "verdict" or not event["success"]:
+                return event
+        return event
 
-    def _holds(self, command) -> bool:
-        """Whether the scene on screen is of the command's task and holds what it names:
-        then `auto` keeps it (a fresh attempt in the scene the person is looking at)
-        instead of searching for another."""
+    def _scene_for(self, plan: list, scene: str) -> None:
+        """Reset to the scene the plan runs in: with `auto`, the scene on screen when it
+        holds everything the plan names, else one searched for it; else `scene`'s task."""
         import sims
-        from sims.commands import NotInScene, ground
+        from sims.commands import NotInScene
+        from sims.plans import find_plan_scene, ground_plan
 
-        if self.env is None or sims.env_task(self.env_id)[0] != command.task:
-            return False
-        self.obs, _ = self.env.reset(seed=self.seed)
-        try:
-            ground(command, self.env.unwrapped.goal)
-        except NotInScene:
-            return False
-        return True
+        if scene == AUTO:
+            if self.env is not None:
+                self.obs, _ = self.env.reset(seed=self.seed)
+                try:
+                    ground_plan(plan, self.env.unwrapped.goal)
+                    if sims.env_task(self.env_id)[0] in {c.task for c in plan}:
+                        return  # the scene the person is looking at will do
+                except NotInScene:
+                    pass
+            task, seed, split = find_plan_scene(plan, self.seed)
+            self.reset(_env_id(task), split, seed)
+        elif self.env is None or sims.env_task(self.env_id)[0] != scene:
+            self.reset(scene, self.split, self.seed)
+        else:
+            self.obs, _ = self.env.reset(seed=self.seed)  # a fresh attempt, same scene
 
     def stop(self) -> None:
         """Hold the robot from the next tick on (the episode ends, nothing moves)."""
         self.stop_event.set()
 
     # -- the episode ----------------------------------------------------------------------
-    def _run(self, text: str, understood: str, task: str) -> dict:
-        from sims.stages import StageTracker
+    def _step(self, n: int, of: int, command, understood: str) -> dict:
+        """Step `n` of `of`: its goal replaces the last (from the state the step before
+        left), the policy reads its words, and it runs to success, its task's step
+        budget, a stop, or the policy not answering; returns the event that ended it."""
+        from sims.commands import ground
+        from sims.stages import STAGES, StageTracker
+        from sims.tasks import TASKS
 
-        env, policy = self.env, self.policy
-        tracker = StageTracker(env)
+        env, policy, text = self.env.unwrapped, self.policy, command.text
+        self.obs = env.set_goal(command.task, ground(command, env.goal))
+        self.emit({"type": "step", "step": n, "of": of, "understood": command.summary(),
+                   "task": command.task, "stages": list(STAGES[command.task])})
+        tracker = StageTracker(self.env)
         tracker.reset()
         policy.reset()
-        self.frames, self.last_instruction = [], self.obs["instruction"]
         labels = group_labels(policy, self.obs["instruction"])
         threshold = getattr(policy, "presence_threshold", None)
         period = 1.0 / self.fps if self.fps > 0 else 0.0
         execute = getattr(policy, "execute_steps", None)
-        steps, info, first = 0, {"success": False}, True
+        steps, success, first = 0, False, True
+        ended = {"command": text, "step": n, "of": of}
         next_tick = time.monotonic()
         while True:
             try:
                 chunk = policy.infer(self.obs)
             except Exception as err:  # a server that did not answer, or answered wrong
-                event = {"type": "stopped", "command": text, "steps": steps,
-                         "stage": tracker.furthest,
-                         "reason": f"no action from the policy ({err}); the robot holds"}
-                self.emit(event)
-                return event
+                return self._event({"type": "stopped", **ended, "steps": steps,
+                                    "stage": tracker.furthest,
+                                    "reason": f"no action from the policy ({err}); the "
+                                              f"robot holds"})
             if first and threshold is not None and chunk.presence is not None \
                     and chunk.presence < threshold:
                 return self._refuse(text, understood, "not in view",
@@ -159,23 +173,25 @@ class ConsoleDriver:
             first = False
             for action in chunk.actions[: execute or len(chunk.actions)]:
                 if self.stop_event.is_set():  # hold: no further step is taken
-                    event = {"type": "stopped", "command": text, "steps": steps,
-                             "stage": tracker.furthest}
-                    self.emit(event)
-                    return event
-                self.obs, _, terminated, truncated, info = env.step(action)
+                    return self._event({"type": "stopped", **ended, "steps": steps,
+                                        "stage": tracker.furthest})
+                self.obs, _, _, _, info = env.step(action)
                 steps += 1
-                tracker.update(info["success"])
+                success = bool(info["success"])
+                tracker.update(success)
                 self._send_frame(self.obs, chunk, steps, tracker.furthest, chunk.presence,
                                  labels=labels, threshold=threshold)
-                if terminated or truncated:
-                    event = {"type": "verdict", "command": text, "understood": understood,
-                             "task": task, "success": bool(info["success"]), "steps": steps,
-                             "stage": tracker.furthest}
-                    self.emit(event)
-                    return event
+                if success or steps >= TASKS[command.task].max_steps:
+                    return self._event({"type": "verdict", **ended, "understood": understood,
+                                        "task": command.task, "success": success,
+                                        "steps": steps, "stage": tracker.furthest,
+                                        "last": n == of or not success})
                 next_tick += period
                 time.sleep(max(0.0, next_tick - time.monotonic()))
+
+    def _event(self, event: dict) -> dict:
+        self.emit(event)
+        return event
 
     def _refuse(self, text: str, understood: str | None, kind: str, reason: str) -> dict:
         event = {"type": "refused", "command": text, "understood": understood, "kind": kind,
