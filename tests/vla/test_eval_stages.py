@@ -188,3 +188,19 @@ def test_eval_reports_success_per_phrasing(tmp_path, capsys):
     table = (tmp_path / "phrasings.md").read_text()
     for template, count in phrasings.items():
         assert f"| sims/Touch-v0 | L2 | {template} | 0/{count['episodes']} |" in table
+
+
+def test_vla_eval_chains_reports_calvins_metric(capsys):
+    import json
+
+    from vla.cli import main
+
+    assert main(["eval", "--checkpoint", "builtin:hold", "--chains", "2", "--splits",
+                 "L1,L4", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    l1 = result["splits"]["L1"]
+    assert list(result["splits"]) == ["L1"]  # the held-out task has no chains
+    assert l1["average_length"] == 0.0 and l1["chains"] == 2  # holding still does nothing
+    assert set(l1["completed_at_least"]) == {"1", "2", "3", "4", "5"}
+    assert l1["completed_at_least"]["1"]["success"] == 0.0
+    assert main(["eval", "--chains", "-1"]) == 2

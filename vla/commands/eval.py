@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import sys
 
+from vla.errors import UserError
+
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
@@ -102,6 +104,8 @@ def run(args) -> int:
 
         policy = TemporalEnsemble(policy, coeff)
         loader = partial(_ensembled, loader, coeff)
+    if config.chains:
+        return _chains(config, policy, splits, mode, execute)
     cells = plan_cells(env_ids, splits)
     last = config.seed + config.episodes - 1
     print(f"vla eval: {len(cells)} task/split cells x {config.episodes} episodes = "
@@ -126,3 +130,27 @@ def run(args) -> int:
         if config.out:
             print("wrote " + ", ".join(paths.values()))
     return 0
+
+
+def _chains(config, policy, splits: list[str], mode: str, execute: int | None) -> int:
+    """`--chains N`: N chains of 5 steps per split (the held-out task has no chains)."""
+    import json
+    from pathlib import Path
+
+    from vla.data.store import write_json_atomic
+    from vla.eval.chains import chain_table, evaluate_chains
+    from vla.eval.run import STREAM_NAMES
+
+    splits = [s for s in splits if s != "L4"]
+    if not splits:
+        raise UserError("--chains runs in L1, L2 or L3 (L4 is the held-out task alone)")
+    print(f"vla eval: {config.chains} chains of 5 steps per split; splits {','.join(splits)}; "
+          f"{STREAM_NAMES[mode]} stream (mode={mode}), chain seeds {config.seed}-"
+          f"{config.seed + config.chains - 1}", file=sys.stderr, flush=True)
+    result = evaluate_chains(policy, config.chains, splits, config.seed, mode,
+                             execute_steps=execute or None)
+    if config.out:
+        write_json_atomic(Path(config.out) / "chains.json", result)
+    print(json.dumps(result, indent=1) if config.json else chain_table(result))
+    return 0
+

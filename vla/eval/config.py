@@ -41,11 +41,18 @@ class EvalConfig:
         "help": "episodes run in this many processes, each with its own copy of the policy "
                 "on the CPU (one thread each); 2 on a 2-core machine halves the time "
                 "(default 1: in this process, on --device)"})
+    chains: int = field(default=0, metadata={
+        "help": "instead of single episodes: N chains of 5 instructions in one scene per "
+                "split (L1-L3; CALVIN's metric: the share completing >= 1..5 steps and the "
+                "average length), each step from the state the last left; 0 = off",
+        "metavar": "N"})
     quantize: str = field(default="none", metadata={
         "help": "int8: evaluate the policy with int8 dynamic quantization (for the CPU)",
         "choices": ("none", "int8")})
 
     def validate(self) -> None:
+        if self.chains < 0:
+            raise ValueError(f"chains={self.chains}; expected 0 (off) or more")
         for name in ("episodes", "workers"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name}={getattr(self, name)}; expected at least 1")
