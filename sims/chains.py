@@ -23,6 +23,7 @@ TASK_ORDER = ("pick", "place", "stack", "push_to", "touch")
 CHAIN_LENGTH = 5
 SCENE_TASK = "place"  # the scenes with zones, and room for the other tasks
 CHAIN_SEED = 7_000_000  # chains' own rng stream, apart from the scene's seed
+NEXT_SCENE = 1_000_003  # a chain whose scene holds one object moves on by this many seeds
 
 
 @dataclass
@@ -32,9 +33,14 @@ class Step:
 
 
 def sample_chain(env, seed: int) -> list[Step]:
-    """Reset `env` (a place env of the wanted split and stream) to scene `seed` and draw
-    its chain: every training task once, in an order each step can follow."""
+    """Reset `env` (a place env of the wanted split and stream) to scene `seed` (or, when
+    that scene holds a single object, the first of `seed + k * NEXT_SCENE` that holds two)
+    and draw its chain: every training task once, in an order each step can follow."""
     env.reset(seed=seed)
+    scene_seed = seed
+    while len(env.unwrapped.goal.objects) < 2:  # a stack needs two: the next scene
+        scene_seed += NEXT_SCENE
+        env.reset(seed=scene_seed)
     scene = env.unwrapped.goal
     rng = np.random.default_rng(CHAIN_SEED + seed)
     held_out = env.unwrapped.current_split == "L2"  # L2: the held-out phrasings
