@@ -65,6 +65,7 @@ class TabletopEnv(gym.Env):
         check_split(split, task)
         episode_rng(0, split, mode)  # validates mode
         self.task_name, self.robot_name = task, robot
+        self.goal_task = task  # the task judged now: the scene's own until set_goal()
         self.random_start = random_start
         self.split, self.mode, self.render_mode = split, mode, render_mode
         h, w = (image_size, image_size) if isinstance(image_size, int) else image_size
