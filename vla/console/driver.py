@@ -5,13 +5,14 @@ reports everything a person watching should see through `emit(event)`, where an 
 a JSON-able dict, or `("frame", jpeg_bytes, meta)` for a camera frame:
 
     scene       the scene after a reset: task, split, seed, what it holds
-    understood  a command's parsed goal, before anything moves
+    understood  a command's parsed goal (or plan of steps), before anything moves
+    step        a plan's step begins: its words and its task's stages
     refused     why nothing moves: not understood, names what the scene lacks, or the
                 policy does not see it (presence score below the checkpoint's threshold)
     frame       the policy's camera at the control rate, with where each keypoint group
                 looks drawn over it; meta: step, stage, presence, rendered_at (unix s)
     stopped     a person pressed stop: the robot holds from that tick on
-    verdict     the simulator's judgement when the episode ends
+    verdict     the simulator's judgement when a step ends (`last`: the plan is over)
 
 Everything is judged by the simulator (`sims.stages` for the stages, the task's own
 success test for the verdict), exactly as `vla eval` and `vla command` judge it.
@@ -194,10 +195,8 @@ class ConsoleDriver:
         return event
 
     def _refuse(self, text: str, understood: str | None, kind: str, reason: str) -> dict:
-        event = {"type": "refused", "command": text, "understood": understood, "kind": kind,
-                 "reason": reason}
-        self.emit(event)
-        return event
+        return self._event({"type": "refused", "command": text, "understood": understood,
+                            "kind": kind, "reason": reason})
 
     def _send_frame(self, obs: dict, chunk, step: int, stage: str, presence,
                     labels: list[str] | None = None, threshold: float | None = None) -> None:
