@@ -15,7 +15,8 @@ ALLOWED = {"bridges": {"bridges"}, "sims": {"sims", "bridges"},
            "policies": {"policies", "bridges"}}
 OURS = {"vla", "sims", "policies", "bridges", "benchmarks", "tests"}
 # What bridges/pyproject.toml installs, plus the standard library.
-ROBOT_SIDE = {"numpy", "zmq", "msgpack", "cv2", "yaml"}
+ROBOT_SIDE = {"numpy", "zmq", "msgpack", "cv2", "yaml",
+              "serial"}  # pyserial: the so101 extra (bridges/feetech.py)
 
 
 def imports(path: Path) -> set[str]:
