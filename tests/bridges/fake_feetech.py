@@ -12,6 +12,7 @@ from bridges.feetech import (
     BROADCAST,
     GOAL_POSITION,
     HEADER,
+    HOMING_OFFSET,
     PING,
     PRESENT_POSITION,
     READ,
@@ -56,7 +57,11 @@ class FakeBus:
         for s, goal in self.goal.items():
             p = self.position[s]
             self.position[s] = p + max(-step, min(step, goal - p))
-            raw = encode_sign_magnitude(round(self.position[s]))
+            # A servo reports its encoder minus its homing offset (sign in bit 11).
+            offset_raw = int.from_bytes(self.memory[s][HOMING_OFFSET:HOMING_OFFSET + 2],
+                                        "little")
+            offset = -(offset_raw & 0x7FF) if offset_raw & 0x800 else offset_raw & 0x7FF
+            raw = encode_sign_magnitude(round(self.position[s]) - offset)
             self.memory[s][PRESENT_POSITION:PRESENT_POSITION + 2] = raw.to_bytes(2, "little")
 
     def _serve(self) -> None:
