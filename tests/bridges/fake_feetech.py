@@ -18,6 +18,7 @@ from bridges.feetech import (
     READ,
     SYNC_READ,
     SYNC_WRITE,
+    TORQUE_ENABLE,
     WRITE,
     checksum,
     encode_sign_magnitude,
@@ -40,6 +41,8 @@ class FakeBus:
         self.position = {s: float(start) for s in servos}
         self.faults: list[str] = []  # "drop", "corrupt", "overload", "slow": next replies
         self.received: list[tuple[int, int]] = []  # (servo, instruction)
+        self.writes: list[tuple[int, int, bytes]] = []  # (servo, address, data)
+        self.torque_on_at: dict[int, tuple[int, int]] = {}  # servo -> (present, goal)
         self._last = time.monotonic()
         self._stop = False
         self._thread = threading.Thread(target=self._serve, daemon=True)
@@ -108,6 +111,13 @@ class FakeBus:
             self._reply(servo, b"")
 
     def _store(self, servo: int, address: int, data: bytes) -> None:
+        self.writes.append((servo, address, bytes(data)))
+        if address == TORQUE_ENABLE and data[:1] == b"\x01":
+            present = int.from_bytes(self.memory[servo][PRESENT_POSITION:PRESENT_POSITION + 2],
+                                     "little")
+            goal = int.from_bytes(self.memory[servo][GOAL_POSITION:GOAL_POSITION + 2],
+                                  "little")
+            self.torque_on_at[servo] = (present, goal)  # where the servo was, where told
         self.memory[servo][address:address + len(data)] = data
         if address == GOAL_POSITION:
             raw = int.from_bytes(data[:2], "little")
