@@ -34,61 +34,9 @@ def model_diagram(cfg, language_width: int | None = None) -> str:
     """
     cfg, language_width, backbone, trunk_config = _read(cfg, language_width)
     cfg.validate()
-    d, w = cfg.d_model, language_width or "W"
-    rows: list[tuple[str, str, str]] = []  # (name, tokens, how it is made)
-    fixed, variable = 0, []
-
-    for camera in cfg.cameras:
-        n, text = _image_tokens(cfg, backbone)
-        rows.append((f"{camera}: image", str(n) if n else "var", text))
-        if n:
-            fixed += n
-        else:
-            variable.append("the backbone's tokens")
-        if cfg.keypoints:
-            n, text = _keypoint_tokens(cfg)
-            rows.append((f"{camera}: keypoints", str(n), text))
-            fixed += n
-    if cfg.language_tokens:
-        rows.append(("instruction", f"<={cfg.language_max_tokens}",
-                     f"the instruction's token features from the frozen language encoder, "
-                     f"at most {cfg.language_max_tokens} (padding masked); linear {w} -> "
-                     f"{d}, + a learned position per token"))
-        variable.append(f"up to {cfg.language_max_tokens} instruction tokens")
-    else:
-        rows.append(("instruction", "0", "none: model.language_tokens=false (the trunk "
-                     "reads the command through the sentence token"
-                     + (" and the referent words" if cfg.referent_words else "") + ")"))
-    if cfg.sentence_token:
-        rows.append(("sentence", "1", f"the instruction's sentence embedding (mean of the "
-                     f"encoder's token features, unit length); linear {w} -> {d}"))
-        fixed += 1
-    else:
-        rows.append(("sentence", "0", "none: model.sentence_token=false"))
-    if cfg.referent_words:
-        g = cfg.keypoint_groups
-        rows.append(("referent words", str(g), f"the words each of the {g} keypoint "
-                     f"groups read (its attention-pooled token features); linear {w} -> "
-                     f"{d}, + the group's embedding"))
-        fixed += g
-    else:
-        rows.append(("referent words", "0", "none: model.referent_words=false"))
-    rows.append(("state", "1", f"{_dim(cfg.state_dim)} numbers, normalised with the "
-                 f"training data's mean and std; linear {_dim(cfg.state_dim)} -> {d}"))
-    fixed += 1
-    n_actions = cfg.chunk_length * cfg.action_dim
-    if cfg.decoder == "parallel":
-        action_text = ("a learned query + its position; one pass gives the whole chunk "
-                       "(parallel decoder)")
-    else:
-        action_text = ("the previous action token's embedding (begin-of-chunk first) + "
-                       "its position; one token at a time with a KV cache "
-                       "(autoregressive decoder)")
-    if not n_actions:
-        variable.append(f"{cfg.chunk_length} x ? action tokens")
-    action_row = ("action", str(n_actions) if n_actions else f"{cfg.chunk_length} x ?",
-                  f"{cfg.chunk_length} steps x {_dim(cfg.action_dim)} dimensions, each "
-                  + action_text)
+    d = cfg.d_model
+    rows, fixed, variable = _prefix_rows(cfg, backbone, language_width or "W")
+    action_row, n_actions = _action_row(cfg, variable)
 
     total = str(fixed + n_actions) + "".join(f" + {v}" for v in variable)
     if not fixed + n_actions:
@@ -129,6 +77,71 @@ def model_diagram(cfg, language_width: int | None = None) -> str:
 
 
 # -- the rows ------------------------------------------------------------------------------
+def _prefix_rows(cfg: ModelConfig, backbone: dict | None,
+                 w) -> tuple[list[tuple[str, str, str]], int, list[str]]:
+    """The prefix's rows (name, tokens, how it is made), in order; the tokens that are
+    fixed in number, and a phrase for each part whose number varies."""
+    d = cfg.d_model
+    rows: list[tuple[str, str, str]] = []
+    fixed, variable = 0, []
+    for camera in cfg.cameras:
+        n, text = _image_tokens(cfg, backbone)
+        rows.append((f"{camera}: image", str(n) if n else "var", text))
+        if n:
+            fixed += n
+        else:
+            variable.append("the backbone's tokens")
+        if cfg.keypoints:
+            n, text = _keypoint_tokens(cfg)
+            rows.append((f"{camera}: keypoints", str(n), text))
+            fixed += n
+    if cfg.language_tokens:
+        rows.append(("instruction", f"<={cfg.language_max_tokens}",
+                     f"the instruction's token features from the frozen language encoder, "
+                     f"at most {cfg.language_max_tokens} (padding masked); linear {w} -> "
+                     f"{d}, + a learned position per token"))
+        variable.append(f"up to {cfg.language_max_tokens} instruction tokens")
+    else:
+        rows.append(("instruction", "0", "none: model.language_tokens=false (the trunk "
+                     "reads the command through the sentence token"
+                     + (" and the referent words" if cfg.referent_words else "") + ")"))
+    if cfg.sentence_token:
+        rows.append(("sentence", "1", f"the instruction's sentence embedding (mean of the "
+                     f"encoder's token features, unit length); linear {w} -> {d}"))
+        fixed += 1
+    else:
+        rows.append(("sentence", "0", "none: model.sentence_token=false"))
+    if cfg.referent_words:
+        g = cfg.keypoint_groups
+        rows.append(("referent words", str(g), f"the words each of the {g} keypoint "
+                     f"groups read (its attention-pooled token features); linear {w} -> "
+                     f"{d}, + the group's embedding"))
+        fixed += g
+    else:
+        rows.append(("referent words", "0", "none: model.referent_words=false"))
+    rows.append(("state", "1", f"{_dim(cfg.state_dim)} numbers, normalised with the "
+                 f"training data's mean and std; linear {_dim(cfg.state_dim)} -> {d}"))
+    return rows, fixed + 1, variable
+
+
+def _action_row(cfg: ModelConfig, variable: list[str]) -> tuple[tuple[str, str, str], int]:
+    """The action tokens' row and their number (0 before the data sets the action size,
+    which then joins `variable`)."""
+    n_actions = cfg.chunk_length * cfg.action_dim
+    if cfg.decoder == "parallel":
+        action_text = ("a learned query + its position; one pass gives the whole chunk "
+                       "(parallel decoder)")
+    else:
+        action_text = ("the previous action token's embedding (begin-of-chunk first) + "
+                       "its position; one token at a time with a KV cache "
+                       "(autoregressive decoder)")
+    if not n_actions:
+        variable.append(f"{cfg.chunk_length} x ? action tokens")
+    return ("action", str(n_actions) if n_actions else f"{cfg.chunk_length} x ?",
+            f"{cfg.chunk_length} steps x {_dim(cfg.action_dim)} dimensions, each "
+            + action_text), n_actions
+
+
 def _image_tokens(cfg: ModelConfig, backbone: dict | None) -> tuple[int, str]:
     """(tokens per camera, or 0 when the backbone decides; how they are made)."""
     if cfg.vision_backbone:
