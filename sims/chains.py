@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from sims import language
-from sims.scene import BOARD_LOCATIONS
+from sims.workspace import LOCATION_NAMES
 from sims.tasks import Goal
 
 TASK_ORDER = ("pick", "place", "stack", "push_to", "touch")
@@ -71,12 +71,12 @@ def _goal(task: str, target, scene: Goal, rng: np.random.Generator, held_out: bo
         zone = zones[int(rng.integers(len(zones)))]
         fields["target"] = zone.color
     elif task == "push_to":
-        name = str(rng.choice(list(BOARD_LOCATIONS)))
-        location = BOARD_LOCATIONS[name].copy()
+        name = str(rng.choice(list(LOCATION_NAMES)))
+        location = scene.board_location(name)
         fields["loc"] = language.location_phrase(name, rng)
     text = language.instruction(task, rng, held_out, **fields)
     return Goal(text, target, other=other, zone=zone, location=location, location_name=name,
-                objects=objects, zones=zones)
+                objects=objects, zones=zones, locations=scene.locations)
 
 
 def run_chain(env, steps: list[Step], act, on_step=None) -> list[bool]:

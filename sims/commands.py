@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from sims import everyday
 from sims.language import GENERIC_NOUNS, LOCATION_SYNONYMS, TEMPLATES
-from sims.scene import BOARD_LOCATIONS, COLORS, SHAPES, SceneObject
+from sims.scene import COLORS, SHAPES, SceneObject
 from sims.tasks import Goal
 
 # Words people type that the templates spell differently.
@@ -226,10 +226,10 @@ def ground(command: Command, scene: Goal) -> Goal:
             raise NotInScene(f"there is no {command.zone} zone here. {contents(scene)}")
         zone = zones[0]
     if command.location is not None:
-        location = BOARD_LOCATIONS[command.location].copy()
+        location = scene.board_location(command.location)
     return Goal(command.text, target, other=other, zone=zone, location=location,
                 location_name=command.location or "", objects=scene.objects,
-                zones=scene.zones)
+                zones=scene.zones, locations=scene.locations)
 
 
 def _find(referent: Referent, scene: Goal) -> SceneObject:

@@ -19,15 +19,13 @@ from gymnasium import spaces
 from pybullet_utils import bullet_client
 
 from sims.camera import Camera, CameraConfig, WristCamera
-from sims.robots import ROBOTS, wrap_gripper_yaw
+from sims.arms import ROBOTS
+from sims.robots import wrap_gripper_yaw
 from sims.scene import build_table
 from sims.splits import check_split, episode_rng, rules_for
 from sims.tasks import TASKS, Goal
 
 PHYSICS_HZ = 240
-# Random start poses (random_start=True): hand x, y in metres, a drop below the robot's home
-# height, and yaw in radians.
-START_X, START_Y, START_DROP, START_YAW = (0.40, 0.60), (-0.15, 0.15), 0.08, 0.6
 INSTRUCTION_CHARSET = string.ascii_letters + string.digits + " ,.'-"
 
 
@@ -70,10 +68,13 @@ class TabletopEnv(gym.Env):
         self.split, self.mode, self.render_mode = split, mode, render_mode
         h, w = (image_size, image_size) if isinstance(image_size, int) else image_size
         self.spec_robot = ROBOTS[robot].spec
-        self.camera_configs = [CameraConfig("front", width=w, height=h)]
+        ws = ROBOTS[robot].workspace
+        view = {"eye": ws.camera_eye, "target": ws.camera_target}
+        self.camera_configs = [CameraConfig("front", width=w, height=h, **view)]
         if wrist_camera:
             self.camera_configs.append(CameraConfig("wrist", width=w, height=h, fov_deg=70))
-        self._render_config = CameraConfig("render", width=render_size, height=render_size)
+        self._render_config = CameraConfig("render", width=render_size, height=render_size,
+                                           **view)
 
         image_spaces = {
             c.name: spaces.Box(0, 255, (c.height, c.width, 3), np.uint8)
@@ -108,6 +109,7 @@ class TabletopEnv(gym.Env):
         rng = episode_rng(self.episode_seed, split, self.mode)
         self._build_world()
         self.goal = self.task.setup(rng, rules_for(self.task_name, split, rng))
+        self.goal.locations = self.robot.workspace.locations
         self.goal_task = self.task_name
         settle = PHYSICS_HZ // 10  # let objects settle before the first frame
         if self.random_start:
@@ -175,9 +177,10 @@ class TabletopEnv(gym.Env):
         the layout, so a seed's objects are the same either way.
         """
         home, _ = self.robot.ee_pose()
-        pos = np.array([rng.uniform(*START_X), rng.uniform(*START_Y),
-                        home[2] - rng.uniform(0.0, START_DROP)])
-        self.robot.move_to(pos, float(rng.uniform(-START_YAW, START_YAW)), 1.0)
+        ws = self.robot.workspace  # the arm's own start box (sims/workspace.py)
+        pos = np.array([rng.uniform(*ws.start_x), rng.uniform(*ws.start_y),
+                        home[2] - rng.uniform(0.0, ws.start_drop)])
+        self.robot.move_to(pos, float(rng.uniform(-ws.start_yaw, ws.start_yaw)), 1.0)
 
     def _build_world(self) -> None:
         """Rebuild the scene from nothing, so an episode never depends on the last one."""

@@ -18,6 +18,8 @@ import numpy as np
 import pybullet
 import pybullet_data
 
+from sims.workspace import PANDA_WORKSPACE, Workspace
+
 ACTION_NAMES = ("dx", "dy", "dz", "dyaw", "gripper")
 STATE_NAMES = ("ee_x", "ee_y", "ee_z", "ee_yaw_sin", "ee_yaw_cos", "gripper_opening")
 STATE_UNITS = ("m", "m", "m", "sin", "cos", "opening fraction")
@@ -85,6 +87,7 @@ class SimArm:
     """Base class: an arm with a parallel gripper, driven through PyBullet IK."""
 
     spec: RobotSpec
+    workspace: Workspace = PANDA_WORKSPACE  # its board and size of things
     home_joints: tuple[float, ...]
     ee_link: int
     finger_joints: tuple[int, ...]
@@ -320,6 +323,3 @@ class KukaArm(SimArm):
 
     def touches(self, body: int) -> bool:
         return len(self.p.getContactPoints(self.gripper, body)) > 0
-
-
-ROBOTS: dict[str, type[SimArm]] = {"panda": PandaArm, "kuka": KukaArm}

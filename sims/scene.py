@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from sims.workspace import PANDA_WORKSPACE, ZONE_HALF
+
 # RGBA per colour name. Train colours first; the rest appear only in split L3.
 COLORS: dict[str, tuple[float, float, float, float]] = {
     "red": (0.85, 0.1, 0.1, 1),
@@ -38,11 +40,10 @@ TRAIN_SHAPES = ("cube", "cylinder")
 UNSEEN_SHAPES = ("bar",)
 
 TABLE_RGB = (140, 115, 92)  # painted by the camera where nothing is hit (see camera.py)
-ZONE_HALF = 0.05  # zones are 10 cm squares
-# Where objects and zones are placed (x, y), metres.
-BOARD_LOW = np.array([0.38, -0.22])
-BOARD_HIGH = np.array([0.72, 0.22])
-BOARD_CENTER = (BOARD_LOW + BOARD_HIGH) / 2
+# The Panda's board (other arms have their own: sims/workspace.py), metres.
+BOARD_LOW = PANDA_WORKSPACE.low
+BOARD_HIGH = PANDA_WORKSPACE.high
+BOARD_CENTER = PANDA_WORKSPACE.center
 
 
 @dataclass
@@ -52,11 +53,20 @@ class SceneObject:
     color: str
     shape: str
     body: int = -1
+    scale: float = 1.0  # the arm's workspace scale (SHAPES are the Panda's sizes)
+
+    @property
+    def kind(self) -> str:
+        return SHAPES[self.shape][0]
+
+    @property
+    def dims(self) -> tuple[float, ...]:
+        """Half extents (box) or (radius, half height) (cylinder), metres."""
+        return tuple(d * self.scale for d in SHAPES[self.shape][1])
 
     @property
     def half_height(self) -> float:
-        kind, dims = SHAPES[self.shape]
-        return dims[2] if kind == "box" else dims[1]
+        return self.dims[2] if self.kind == "box" else self.dims[1]
 
 
 @dataclass
@@ -66,6 +76,7 @@ class Zone:
     color: str
     center: np.ndarray
     body: int = -1
+    half: float = ZONE_HALF  # half its side, metres
 
 
 def build_table(p) -> int:
@@ -80,7 +91,7 @@ def build_table(p) -> int:
 
 
 def spawn_object(p, obj: SceneObject, xy: np.ndarray, yaw: float) -> int:
-    kind, dims = SHAPES[obj.shape]
+    kind, dims = obj.kind, obj.dims
     rgba = COLORS[obj.color]
     if kind == "box":
         col = p.createCollisionShape(p.GEOM_BOX, halfExtents=dims)
@@ -99,7 +110,7 @@ def spawn_object(p, obj: SceneObject, xy: np.ndarray, yaw: float) -> int:
 
 def spawn_zone(p, zone: Zone) -> int:
     vis = p.createVisualShape(
-        p.GEOM_BOX, halfExtents=[ZONE_HALF, ZONE_HALF, 0.0005], rgbaColor=COLORS[zone.color]
+        p.GEOM_BOX, halfExtents=[zone.half, zone.half, 0.0005], rgbaColor=COLORS[zone.color]
     )
     zone.body = p.createMultiBody(0, -1, vis, basePosition=[*zone.center, 0.0005])
     return zone.body
@@ -110,16 +121,5 @@ def object_pose(p, obj: SceneObject) -> tuple[np.ndarray, float]:
     return np.array(pos), p.getEulerFromQuaternion(orn)[2]
 
 
-# Board locations for the push task: name -> (x, y).
-_M = 0.04  # inset from the board edge so a pushed block stays reachable
-BOARD_LOCATIONS: dict[str, np.ndarray] = {
-    "top left corner": np.array([BOARD_HIGH[0] - _M, BOARD_HIGH[1] - _M]),
-    "top right corner": np.array([BOARD_HIGH[0] - _M, BOARD_LOW[1] + _M]),
-    "bottom left corner": np.array([BOARD_LOW[0] + _M, BOARD_HIGH[1] - _M]),
-    "bottom right corner": np.array([BOARD_LOW[0] + _M, BOARD_LOW[1] + _M]),
-    "top edge": np.array([BOARD_HIGH[0] - _M, BOARD_CENTER[1]]),
-    "bottom edge": np.array([BOARD_LOW[0] + _M, BOARD_CENTER[1]]),
-    "left edge": np.array([BOARD_CENTER[0], BOARD_HIGH[1] - _M]),
-    "right edge": np.array([BOARD_CENTER[0], BOARD_LOW[1] + _M]),
-    "center": BOARD_CENTER.copy(),
-}
+# The Panda's board locations for the push task: name -> (x, y).
+BOARD_LOCATIONS: dict[str, np.ndarray] = PANDA_WORKSPACE.locations

@@ -30,6 +30,8 @@ that reach each stage never rises.
 - displace: the object is at least `DISPLACE_M` closer to its goal than at the start
   (push_to: the named board location; push_next: the neighbour, where it is now).
 
+The lengths are the Panda's; a smaller arm's workspace scales them (sims/workspace.py).
+
 No stage reached at all reads as `NONE` ("none").
 
 Beside the stages, `closest_m` keeps the nearest the target came to its goal in xy (place:
@@ -44,7 +46,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from sims.scene import ZONE_HALF, object_pose
+from sims.scene import object_pose
 
 NONE = "none"
 STAGES: dict[str, tuple[str, ...]] = {
@@ -132,6 +134,10 @@ class StageTracker:
         return list(self.stages[: self.index + 1])
 
     # -- simulator readings ---------------------------------------------------------
+    def m(self, panda_metres: float) -> float:
+        """A length of the Panda's suite at the arm's scale (sims/workspace.py)."""
+        return self.env.robot.workspace.m(panda_metres)
+
     @property
     def _goal(self):
         return self.env.goal
@@ -147,18 +153,18 @@ class StageTracker:
 
     def _reached_above(self) -> bool:
         hand, target = self._hand(), self._pos(self._goal.target)
-        return bool(np.linalg.norm(hand[:2] - target[:2]) <= REACH_XY_M
-                    and hand[2] - target[2] <= REACH_ABOVE_M)
+        return bool(np.linalg.norm(hand[:2] - target[:2]) <= self.m(REACH_XY_M)
+                    and hand[2] - target[2] <= self.m(REACH_ABOVE_M))
 
     def _grasped(self) -> bool:
         robot = self.env.robot
         opening = robot.gripper_opening_m()
         widest = self.env.spec_robot.max_gripper_opening_m
-        closing = GRASP_MIN_OPENING_M < opening < GRASP_MAX_OPENING_FRACTION * widest
+        closing = self.m(GRASP_MIN_OPENING_M) < opening < GRASP_MAX_OPENING_FRACTION * widest
         return closing and self._touching()
 
     def _lifted(self) -> bool:
-        raised = self._pos(self._goal.target)[2] - self._start[2] >= LIFT_M
+        raised = self._pos(self._goal.target)[2] - self._start[2] >= self.m(LIFT_M)
         return bool(raised) and self._touching()
 
     def _goal_distance(self) -> float:
@@ -193,7 +199,7 @@ def _place_level(t: StageTracker) -> int:
     level = _grasp_level(t)
     if level == 2:
         offset = np.abs(t._pos(t._goal.target)[:2] - t._goal.zone.center)
-        if np.all(offset <= ZONE_HALF + CARRY_ZONE_MARGIN_M):
+        if np.all(offset <= t._goal.zone.half + t.m(CARRY_ZONE_MARGIN_M)):
             return 3
     return level
 
@@ -202,19 +208,19 @@ def _stack_level(t: StageTracker) -> int:
     level = _grasp_level(t)
     if level == 2:
         top, base = t._pos(t._goal.target), t._pos(t._goal.other)
-        if np.linalg.norm(top[:2] - base[:2]) <= CARRY_OVER_BASE_M:
+        if np.linalg.norm(top[:2] - base[:2]) <= t.m(CARRY_OVER_BASE_M):
             return 3
     return level
 
 
 def _push_level(t: StageTracker) -> int:
     """0 reach, 1 contact, 2 displace; -1 none."""
-    if t._start_dist - t._goal_distance() >= DISPLACE_M:
+    if t._start_dist - t._goal_distance() >= t.m(DISPLACE_M):
         return 2
-    moved = np.linalg.norm(t._pos(t._goal.target)[:2] - t._start[:2]) >= CONTACT_MOVED_M
+    moved = np.linalg.norm(t._pos(t._goal.target)[:2] - t._start[:2]) >= t.m(CONTACT_MOVED_M)
     if moved or t._touching():
         return 1
-    near = np.linalg.norm(t._hand() - t._pos(t._goal.target)) <= PUSH_REACH_M
+    near = np.linalg.norm(t._hand() - t._pos(t._goal.target)) <= t.m(PUSH_REACH_M)
     return 0 if near else -1
 
 

@@ -13,10 +13,6 @@ import numpy as np
 
 from sims import language
 from sims.scene import (
-    BOARD_HIGH,
-    BOARD_LOCATIONS,
-    BOARD_LOW,
-    ZONE_HALF,
     SceneObject,
     Zone,
     object_pose,
@@ -24,6 +20,7 @@ from sims.scene import (
     spawn_zone,
 )
 from sims.splits import EpisodeRules
+from sims.workspace import PANDA_WORKSPACE, ZONE_HALF
 
 MIN_OBJECT_GAP = 0.085  # centre-to-centre, metres
 
@@ -40,6 +37,12 @@ class Goal:
     location_name: str = ""
     objects: list[SceneObject] = field(default_factory=list)
     zones: list[Zone] = field(default_factory=list)
+    # The board's named locations (the arm's workspace); None: the Panda's board.
+    locations: dict[str, np.ndarray] | None = None
+
+    def board_location(self, name: str) -> np.ndarray:
+        """A named location of this scene's board, (x, y) metres."""
+        return (self.locations or PANDA_WORKSPACE.locations)[name].copy()
 
 
 def _pick_distinct(rng: np.random.Generator, options: tuple[str, ...], k: int, exclude=()) -> list:
@@ -47,8 +50,9 @@ def _pick_distinct(rng: np.random.Generator, options: tuple[str, ...], k: int, e
     return [pool[i] for i in rng.choice(len(pool), size=k, replace=False)]
 
 
-def _sample_points(rng, n, keep_out=(), gap=MIN_OBJECT_GAP, low=BOARD_LOW, high=BOARD_HIGH):
-    """n board points at least `gap` apart and clear of `keep_out` (point, radius) pairs."""
+def _sample_points(rng, n, low, high, keep_out=(), gap=MIN_OBJECT_GAP):
+    """n points in the box low..high at least `gap` apart and clear of `keep_out` (point,
+    radius) pairs."""
     for _ in range(1000):
         points: list[np.ndarray] = []
         for _ in range(200):
@@ -77,16 +81,40 @@ class Task:
 
     def __init__(self, p, robot) -> None:
         self.p, self.robot = p, robot
+        self.ws = robot.workspace  # the arm's board and size of things
+
+    def _points(self, rng, n, keep_out=(), gap=MIN_OBJECT_GAP, inset=0.0):
+        """n board points at least `gap` (Panda metres) apart and clear of `keep_out`
+        ((point, radius in metres) pairs), `inset` metres in from the board's edges."""
+        return _sample_points(rng, n, self.ws.low + inset, self.ws.high - inset, keep_out,
+                              self.ws.m(gap))
+
+    def _clear_of_path(self, rng, n, start, goal_xy, behind):
+        """n points clear of the push path from `behind` to `goal_xy` and of `start`."""
+        points, gap = [], self.ws.m(MIN_OBJECT_GAP)
+        while len(points) < n:
+            q = self._points(rng, 1, keep_out=[(start, gap)] + [(o, gap) for o in points])[0]
+            if _segment_distance(q, behind, goal_xy) > self.ws.m(0.09):
+                points.append(q)
+        return points
+
+    def _on_board(self, xy: np.ndarray, margin: float) -> bool:
+        """`xy` lies within `margin` (Panda metres) outside the board or inside it."""
+        m = self.ws.m(margin)
+        return bool(np.all(xy > self.ws.low - m) and np.all(xy < self.ws.high + m))
 
     def _objects(self, rng, rules: EpisodeRules, n_named: int) -> list[SceneObject]:
         """Target (first), named companions, then distractors; colours named in the
         instruction are unique in the scene unless a shape disambiguates."""
+        scale = self.ws.scale
         target = SceneObject(
-            str(rng.choice(rules.target_colors)), str(rng.choice(rules.target_shapes))
+            str(rng.choice(rules.target_colors)), str(rng.choice(rules.target_shapes)),
+            scale=scale,
         )
         named = [target]
         for color in _pick_distinct(rng, rules.other_colors, n_named - 1, exclude=(target.color,)):
-            named.append(SceneObject(color, str(rng.choice(rules.other_shapes[:2]))))
+            named.append(SceneObject(color, str(rng.choice(rules.other_shapes[:2])),
+                                     scale=scale))
         n_extra = int(rng.integers(self.n_distractors[0], self.n_distractors[1] + 1))
         extras = []
         for _ in range(n_extra):
@@ -96,14 +124,14 @@ class Task:
             clash = [o for o in named + extras if o.color == color]
             if any(o.shape == shape for o in clash) or (clash and rng.random() < 0.6):
                 continue
-            extras.append(SceneObject(color, shape))
+            extras.append(SceneObject(color, shape, scale=scale))
         return named + extras
 
     def _one_object_goal(self, rng, rules: EpisodeRules) -> Goal:
         """A scene whose goal names one object (pick, touch): the object and distractors
         placed apart, the instruction in the task's words."""
         objects = self._objects(rng, rules, 1)
-        self._spawn(rng, objects, _sample_points(rng, len(objects)))
+        self._spawn(rng, objects, self._points(rng, len(objects)))
         phrase = language.describe(objects[0], objects, rng)
         text = language.instruction(self.name, rng, rules.held_out_phrasing, obj=phrase)
         return Goal(text, objects[0], objects=objects)
@@ -124,7 +152,8 @@ class Task:
 
     def resting(self, obj: SceneObject) -> bool:
         """On the table (not lifted, not stacked) and let go of."""
-        return self.pos(obj)[2] < obj.half_height + 0.01 and not self.robot.touches(obj.body)
+        return (self.pos(obj)[2] < obj.half_height + self.ws.m(0.01)
+                and not self.robot.touches(obj.body))
 
 
 class PickTask(Task):
@@ -135,7 +164,7 @@ class PickTask(Task):
         return self._one_object_goal(rng, rules)
 
     def success(self, goal):
-        lifted = self.pos(goal.target)[2] > goal.target.half_height + 0.06
+        lifted = self.pos(goal.target)[2] > goal.target.half_height + self.ws.m(0.06)
         return lifted and self.robot.touches(goal.target.body)
 
 
@@ -147,11 +176,11 @@ class PlaceTask(Task):
     def setup(self, rng, rules):
         objects = self._objects(rng, rules, 1)
         zone_colors = _pick_distinct(rng, rules.other_colors, 2, exclude=(objects[0].color,))
-        centers = _sample_points(rng, 2, gap=2.6 * ZONE_HALF,
-                                 low=BOARD_LOW + ZONE_HALF, high=BOARD_HIGH - ZONE_HALF)
-        zones = [Zone(c, xy) for c, xy in zip(zone_colors, centers)]
-        keep_out = [(z.center, ZONE_HALF * 1.5 + 0.03) for z in zones]
-        self._spawn(rng, objects, _sample_points(rng, len(objects), keep_out))
+        half = self.ws.zone_half
+        centers = self._points(rng, 2, gap=2.6 * ZONE_HALF, inset=half)
+        zones = [Zone(c, xy, half=half) for c, xy in zip(zone_colors, centers)]
+        keep_out = [(z.center, half * 1.5 + self.ws.m(0.03)) for z in zones]
+        self._spawn(rng, objects, self._points(rng, len(objects), keep_out))
         for zone in zones:
             spawn_zone(self.p, zone)
         phrase = language.describe(objects[0], objects, rng)
@@ -161,7 +190,7 @@ class PlaceTask(Task):
 
     def success(self, goal):
         offset = np.abs(self.pos(goal.target)[:2] - goal.zone.center)
-        return bool(np.all(offset < ZONE_HALF)) and self.resting(goal.target)
+        return bool(np.all(offset < goal.zone.half)) and self.resting(goal.target)
 
 
 class StackTask(Task):
@@ -171,7 +200,7 @@ class StackTask(Task):
 
     def setup(self, rng, rules):
         objects = self._objects(rng, rules, 2)
-        self._spawn(rng, objects, _sample_points(rng, len(objects), gap=0.095))
+        self._spawn(rng, objects, self._points(rng, len(objects), gap=0.095))
         top, base = objects[0], objects[1]
         text = language.instruction(
             self.name, rng, rules.held_out_phrasing,
@@ -181,10 +210,10 @@ class StackTask(Task):
 
     def success(self, goal):
         top, base = self.pos(goal.target), self.pos(goal.other)
-        aligned = np.linalg.norm(top[:2] - base[:2]) < 0.03
+        aligned = np.linalg.norm(top[:2] - base[:2]) < self.ws.m(0.03)
         height = top[2] - base[2]
         expected = goal.target.half_height + goal.other.half_height
-        on_top = abs(height - expected) < 0.012
+        on_top = abs(height - expected) < self.ws.m(0.012)
         return bool(aligned and on_top and self.resting(goal.other)
                     and not self.robot.touches(goal.target.body))
 
@@ -197,13 +226,14 @@ class PushToTask(Task):
 
     def setup(self, rng, rules):
         objects = self._objects(rng, rules, 1)
-        names = list(BOARD_LOCATIONS)
+        locations = self.ws.locations
+        names = list(locations)
         for _ in range(100):
             name = names[rng.integers(len(names))]
-            goal_xy = BOARD_LOCATIONS[name]
-            start = _sample_points(rng, 1, keep_out=[(goal_xy, 0.12)])[0]
-            behind = start - 0.08 * (goal_xy - start) / np.linalg.norm(goal_xy - start)
-            if np.all(behind > BOARD_LOW - 0.05) and np.all(behind < BOARD_HIGH + 0.05):
+            goal_xy = locations[name]
+            start = self._points(rng, 1, keep_out=[(goal_xy, self.ws.m(0.12))])[0]
+            behind = start - self.ws.m(0.08) * (goal_xy - start) / np.linalg.norm(goal_xy - start)
+            if self._on_board(behind, 0.05):
                 break
         # Distractors stay clear of the push path, so the expert's line is free.
         rest = self._clear_of_path(rng, len(objects) - 1, start, goal_xy, behind)
@@ -215,18 +245,9 @@ class PushToTask(Task):
         )
         return Goal(text, objects[0], location=goal_xy, location_name=name, objects=objects)
 
-    @staticmethod
-    def _clear_of_path(rng, n, start, goal_xy, behind):
-        points = []
-        while len(points) < n:
-            q = _sample_points(rng, 1, keep_out=[(start, MIN_OBJECT_GAP)]
-                               + [(o, MIN_OBJECT_GAP) for o in points])[0]
-            if _segment_distance(q, behind, goal_xy) > 0.09:
-                points.append(q)
-        return points
-
     def success(self, goal):
-        close = np.linalg.norm(self.pos(goal.target)[:2] - goal.location) < self.tolerance
+        close = (np.linalg.norm(self.pos(goal.target)[:2] - goal.location)
+                 < self.ws.m(self.tolerance))
         return bool(close) and self.resting(goal.target)
 
 
@@ -239,14 +260,14 @@ class PushNextTask(Task):
     def setup(self, rng, rules):
         objects = self._objects(rng, rules, 2)
         for _ in range(100):
-            start, anchor = _sample_points(rng, 2, gap=0.15)
+            start, anchor = self._points(rng, 2, gap=0.15)
             direction = (anchor - start) / np.linalg.norm(anchor - start)
-            goal_xy = anchor - 0.055 * direction
-            behind = start - 0.08 * direction
-            if np.all(behind > BOARD_LOW - 0.05) and np.all(behind < BOARD_HIGH + 0.05):
+            goal_xy = anchor - self.ws.m(0.055) * direction
+            behind = start - self.ws.m(0.08) * direction
+            if self._on_board(behind, 0.05):
                 break
-        rest = PushToTask._clear_of_path(rng, len(objects) - 2, start, anchor, behind)
-        rest = [q for q in rest if np.linalg.norm(q - anchor) > MIN_OBJECT_GAP]
+        rest = self._clear_of_path(rng, len(objects) - 2, start, anchor, behind)
+        rest = [q for q in rest if np.linalg.norm(q - anchor) > self.ws.m(MIN_OBJECT_GAP)]
         objects = objects[: 2 + len(rest)]
         self._spawn(rng, objects, [start, anchor, *rest])
         text = language.instruction(
@@ -258,7 +279,8 @@ class PushNextTask(Task):
 
     def success(self, goal):
         gap = np.linalg.norm(self.pos(goal.target)[:2] - self.pos(goal.other)[:2])
-        return bool(gap < self.near) and self.resting(goal.target) and self.resting(goal.other)
+        return (bool(gap < self.ws.m(self.near)) and self.resting(goal.target)
+                and self.resting(goal.other))
 
 
 class TouchTask(Task):
