@@ -1,12 +1,14 @@
 """How well does a trained policy adapt, and what does it forget? One JSON object.
 
     python benchmarks/finetune_efficiency.py [--checkpoint DIR] [--demos 10,50]
+        [--scenarios new_task,new_robot,so101]
         [--methods scratch,full,frozen-encoders,lora] [--steps 600] [--episodes 50]
         [--out runs/finetune_efficiency] [--device auto] [--quick]
 
 Two adaptations of the base policy (default: the shipped default policy):
 - new task:  the held-out task sims/PushNext-v0, evaluated on its split L4;
-- new robot: sims/Pick-Kuka-v0 (another action contract), evaluated on L1.
+- new robot: sims/Pick-Kuka-v0 (another action contract), evaluated on L1;
+- so101 (on request): the SO-101 twin's sims/Pick-SO101-v0, evaluated on L1.
 For each, with N demonstrations (N in --demos) and each method: `scratch` (a new model of
 the base's size trained on the N demos alone), `full`, `frozen-encoders` and `lora`
 (`vla finetune`), all with the same number of steps. Success uses `vla eval`'s protocol
@@ -36,6 +38,8 @@ import torch
 SCENARIOS = {
     "new_task": {"env_id": "sims/PushNext-v0", "split": "L4"},
     "new_robot": {"env_id": "sims/Pick-Kuka-v0", "split": "L1"},
+    # The SO-101 twin: another contract, another board, 2 cm blocks (docs/so101.md).
+    "so101": {"env_id": "sims/Pick-SO101-v0", "split": "L1"},
 }
 METHODS = ("scratch", "full", "frozen-encoders", "lora")
 ROOT = Path(__file__).resolve().parent.parent
@@ -45,6 +49,8 @@ def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--checkpoint", help="base checkpoint (default: the shipped default)")
     parser.add_argument("--demos", default="10,50", help="demonstration counts")
+    parser.add_argument("--scenarios", default="new_task,new_robot",
+                        help=f"comma-separated, of {', '.join(SCENARIOS)}")
     parser.add_argument("--methods", default=",".join(METHODS))
     parser.add_argument("--steps", type=int, default=600, help="training steps per model")
     parser.add_argument("--batch-size", type=int, default=32)
@@ -70,6 +76,10 @@ def parse_args() -> argparse.Namespace:
         args.scratch_config = str(ROOT / "configs" / "tiny.yaml")
     args.demos = [int(n) for n in args.demos.split(",")]
     args.methods = [m for m in args.methods.split(",") if m]
+    args.scenarios = [m for m in args.scenarios.split(",") if m]
+    wrong = sorted(set(args.scenarios) - set(SCENARIOS))
+    if wrong:
+        parser.error(f"--scenarios has {wrong}; expected some of {list(SCENARIOS)}")
     unknown = sorted(set(args.methods) - set(METHODS))
     if unknown:
         parser.error(f"--methods has {unknown}; expected some of {list(METHODS)}")
@@ -190,7 +200,7 @@ def measure(method, scenario, n, base, base_l1, root, args) -> dict:
 def targets(rows: list[dict], demos: int) -> dict:
     """Per scenario at `demos`: best fine-tune vs scratch (target: at least twice)."""
     out = {}
-    for scenario in SCENARIOS:
+    for scenario in {r["scenario"] for r in rows}:
         cells = {r["method"]: r["success"]["success"] for r in rows
                  if r["scenario"] == scenario and r["demos"] == demos}
         tuned = {m: s for m, s in cells.items() if m != "scratch"}
@@ -259,7 +269,7 @@ def main() -> None:
     base_l1 = evaluate(VLAPolicy.from_pretrained(base, device="cpu"), args.l1_tasks, ["L1"],
                        args.forgetting_episodes, progress=False)
     rows = [measure(method, scenario, n, base, base_l1, root, args)
-            for scenario in SCENARIOS for n in args.demos for method in args.methods]
+            for scenario in args.scenarios for n in args.demos for method in args.methods]
     result = {
         "mode": "quick" if args.quick else "full", "base": str(base),
         "settings": {k: v for k, v in vars(args).items() if k not in ("out", "quick")},

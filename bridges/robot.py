@@ -65,6 +65,13 @@ class Robot(ABC):
     def close(self) -> None:
         """Hold, then release the device. Safe to call twice."""
 
+    def reset(self) -> None:
+        """Optional: make the next episode start where episodes should (`vla record` calls
+        it before each one): an arm goes back to its start pose, and on real hardware
+        this may wait for the operator to reset the scene. The default does nothing,
+        so episodes then run back to back from wherever the last one ended."""
+        return None
+
     def __enter__(self) -> Robot:
         self.connect()
         return self

@@ -46,5 +46,8 @@ class SafeRobot(Robot):
     def hold(self) -> None:
         self.robot.hold()
 
+    def reset(self) -> None:
+        self.robot.reset()
+
     def close(self) -> None:
         self.robot.close()

@@ -25,6 +25,8 @@ _ID_STEMS = {
 }
 # The Kuka iiwa runs the tasks its expert is validated on.
 _KUKA_TASKS = ("pick", "push_to")
+# The SO-101 twin runs every task on its own, smaller board (sims/so101.py).
+_SO101_TASKS = tuple(_ID_STEMS)
 
 
 def _register(env_id: str, task: str, robot: str) -> None:
@@ -45,6 +47,9 @@ for _task, _stem in _ID_STEMS.items():
 for _task in _KUKA_TASKS:
     ENV_IDS.append(f"sims/{_ID_STEMS[_task]}-Kuka-v0")
     _register(ENV_IDS[-1], _task, "kuka")
+for _task in _SO101_TASKS:
+    ENV_IDS.append(f"sims/{_ID_STEMS[_task]}-SO101-v0")
+    _register(ENV_IDS[-1], _task, "so101")
 
 
 def env_task(env_id: str) -> tuple[str, str]:

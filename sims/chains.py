@@ -16,8 +16,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from sims import language
-from sims.workspace import LOCATION_NAMES
 from sims.tasks import Goal
+from sims.workspace import LOCATION_NAMES
 
 TASK_ORDER = ("pick", "place", "stack", "push_to", "touch")
 CHAIN_LENGTH = 5

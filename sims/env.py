@@ -18,8 +18,8 @@ import pybullet
 from gymnasium import spaces
 from pybullet_utils import bullet_client
 
-from sims.camera import Camera, CameraConfig, WristCamera
 from sims.arms import ROBOTS
+from sims.camera import Camera, CameraConfig, WristCamera
 from sims.robots import wrap_gripper_yaw
 from sims.scene import build_table
 from sims.splits import check_split, episode_rng, rules_for

@@ -90,8 +90,9 @@ class Expert:
     def gripped(self, obj: SceneObject) -> bool:
         """The fingers are closed on `obj`: touching it, no wider than it plus slack."""
         robot = self.env.robot
-        return (robot.touches(obj.body)
-                and robot.gripper_opening_m() < _width(obj) + self.m(GRIP_SLACK))
+        # The slack is a tolerance of the opening's reading, not a size in the scene: it
+        # does not shrink with the arm (the SO-101's reading creeps 3 mm as a block settles).
+        return robot.touches(obj.body) and robot.gripper_opening_m() < _width(obj) + GRIP_SLACK
 
     def carried(self, obj: SceneObject) -> bool:
         """Gripped and off the table."""
@@ -143,7 +144,7 @@ class Expert:
         yaw = self.grasp_yaw(obj) if xy_err < m(ROTATE_XY) else ee_yaw
         aligned = abs(wrap_gripper_yaw(yaw - ee_yaw)) < YAW_TOL
         if np.linalg.norm(ee - at) < m(AT_GRASP) and aligned:
-            if self.env.robot.gripper_opening_m() < _width(obj) - m(GRIP_SLACK):
+            if self.env.robot.gripper_opening_m() < _width(obj) - GRIP_SLACK:
                 return self.rise(OPEN)  # closed on nothing: missed, try again from above
             return self.action_towards(at, yaw, CLOSED)
         if xy_err < m(ALIGNED_XY) or (xy_err < m(ABOVE_XY) and ee[2] < hover - m(0.01)):

@@ -1,8 +1,9 @@
 """The SO-101 twin: TheRobotStudio's 5-joint arm with its one-jaw gripper, in PyBullet.
 
 The URDF and (vertex-clustered) meshes are vendored in bridges/third_party/so_arm100,
-beside the numpy kinematics (bridges/kinematics.py) that the real arm's driver uses too:
-twin and arm turn the same joint angles into the same gripper pose.
+beside the numpy kinematics (bridges/kinematics.py) that the real arm's driver
+(bridges/so101.py) uses too: twin and arm turn the same joint angles into the same
+gripper pose, and state the same contract.
 
 It moves like every arm of the suite (`move_to`: a point, a yaw, an opening), but it is
 small: pointing down, its fingertips reach 11-29 cm out and 5-8 cm up, so it has its own
@@ -28,23 +29,23 @@ from pathlib import Path
 import numpy as np
 import pybullet
 
-import bridges
-from bridges.kinematics import Chain, rotation_rpy, top_down, transform
+from bridges.kinematics import top_down
+from bridges.so101 import SO101_CONTRACT, URDF, WORKSPACE_HIGH, WORKSPACE_LOW, tool_chain
 from sims.mesh_reduce import read_stl, write_stl
 from sims.robots import FRAME, RobotSpec, SimArm, wrap_gripper_yaw
 from sims.workspace import Workspace
 
-URDF = Path(bridges.__file__).parent / "third_party" / "so_arm100" / "so101_new_calib.urdf"
-# The tool point in gripper_frame_link's frame: 13 mm towards the moving jaw, turned a
-# quarter about z so that the jaws close along the tool's y axis.
-TOOL = transform(rotation_rpy(0.0, 0.0, math.pi / 2), [-0.013, 0.0, 0.0])
 ARM_JOINTS = (0, 1, 2, 3, 4)  # shoulder_pan, shoulder_lift, elbow_flex, wrist_flex, wrist_roll
 FRAME_LINK, JAW_JOINT, HAND_LINKS = 5, 6, (4, 5, 6)
-# Gap between the jaw tips (metres) against the jaw joint's angle (radians), measured on
-# the vendored meshes (tips: the lowest 15 mm of each jaw); nearly linear up to 0.7 rad.
+# Gap between the jaw tips (metres) against the jaw joint's angle (radians): the closest
+# distance between the jaws' lowest 15 mm on the vendored meshes, less 1.5 mm (closed on
+# 2, 2.4 and 3 cm blocks in the twin, that distance read 1.3-1.9 mm over their width).
 JAW_ANGLES = (-0.17, 0.0, 0.18, 0.35, 0.52, 0.70)
-JAW_GAPS = (0.0033, 0.0168, 0.0300, 0.0427, 0.0543, 0.0656)
+JAW_GAPS = (0.0018, 0.0153, 0.0285, 0.0412, 0.0528, 0.0641)
 
+# The tool turns its wrist half round (when the roll runs out) only above this height:
+# the jaws' tips then clear a 2 cm block.
+FLIP_ABOVE_M = 0.035
 # PyBullet collides a moving link's mesh as its convex hull. The fixed jaw is one mesh
 # with the wrist plate, and its hull fills the space between the jaws, where a block
 # goes. The twin collides the last 4 cm of each jaw instead: mesh file, axis (in the
@@ -79,13 +80,14 @@ def collision_urdf() -> str:
     return str(out)
 
 
+# The real arm's driver (bridges/so101.py) states the same contract.
 SO101_SPEC = RobotSpec(
-    name="so101",
-    control_hz=10.0,
-    max_step_m=0.02,
-    max_step_yaw_rad=0.3,
-    workspace_low=(0.10, -0.16, 0.0),
-    workspace_high=(0.30, 0.16, 0.10),
+    name=SO101_CONTRACT["robot"],
+    control_hz=SO101_CONTRACT["control_hz"],
+    max_step_m=SO101_CONTRACT["action_scale"][0],
+    max_step_yaw_rad=SO101_CONTRACT["action_scale"][3],
+    workspace_low=WORKSPACE_LOW,
+    workspace_high=WORKSPACE_HIGH,
     max_gripper_opening_m=0.05,
     frame=FRAME,
     notes="SO-101 (TheRobotStudio SO-ARM100, new calibration), end-effector = the point "
@@ -116,13 +118,14 @@ class SO101Arm(SimArm):
     arm_force = 10.0  # the URDF's effort limit, N m
     finger_force = 3.0
     home_position = (0.20, 0.0, 0.06)
-    chain = Chain(URDF, "gripper_frame_link", tool=TOOL)
+    chain = tool_chain()
 
     def __init__(self, client) -> None:
         super().__init__(client)
-        # A top-down pose over the board's middle, solved once from a bent-arm guess.
-        guess = np.array([0.0, -0.26, 0.47, 1.36, 0.0])
-        self.home_joints = tuple(self._solve(np.array(self.home_position), 0.0, guess))
+        # Home: a top-down pose over the board's middle.
+        self.home = np.array([0.0, -0.26, 0.47, 1.36, 0.0])  # a bent-arm guess, then
+        self.home = self._solve(np.array(self.home_position), 0.0, self.home)  # solved
+        self.home_joints = tuple(self.home)
         self._last = np.array(self.home_joints)
 
     def _load(self) -> int:
@@ -133,16 +136,28 @@ class SO101Arm(SimArm):
 
     # -- kinematics -------------------------------------------------------------------
     def _solve(self, pos: np.ndarray, yaw: float, start: np.ndarray) -> np.ndarray:
-        """Joint angles with the tool at `pos`, pointing down, at `yaw` or a half turn
-        from it (the jaws grip the same either way): whichever the wrist reaches, nearer
-        `start`'s roll."""
-        best = None
-        for turn in (0.0, math.pi):
-            q, err = self.chain.solve(top_down(pos, yaw + turn), start, iterations=60)
-            cost = err + 0.01 * abs(q[4] - start[4])
-            if best is None or cost < best[0]:
-                best = (cost, q)
-        return best[1]
+        """Joint angles with the tool at `pos`, pointing down, at `yaw`, or a half turn
+        from it (a block is gripped the same either way) where the wrist's roll cannot
+        reach `yaw`. Solved from `start`, so the arm stays on one branch."""
+        q, err = self.chain.solve(top_down(pos, yaw), start, iterations=60)
+        if err < 1e-3:
+            return q
+        # The wrist's roll ran out at its limit. Low down, keep the yaw it has: turning
+        # the wrist half round there sweeps the jaws through the blocks (it flung one
+        # off the board). Up high, turn it; and a solve stalled against a joint limit
+        # may not stall from home.
+        present = self.chain.forward(start)
+        tries = [(math.atan2(present[1, 0], present[0, 0]), start)]
+        if pos[2] > FLIP_ABOVE_M:
+            tries += [(yaw + math.pi, start), (yaw, self.home), (yaw + math.pi, self.home)]
+        for other_yaw, again in tries:
+            q_other, err_other = self.chain.solve(top_down(pos, other_yaw), again,
+                                                  iterations=60)
+            if err_other < err:
+                q, err = q_other, err_other
+            if err < 1e-3:
+                break
+        return q
 
     def _tool_pose(self) -> np.ndarray:
         q = np.array([self.p.getJointState(self.body, j)[0] for j in self.arm_joints])

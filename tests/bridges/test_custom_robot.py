@@ -61,7 +61,7 @@ def test_bring_up_a_custom_robot_on_builtin_hold_through_the_cli(tmp_path):
 def test_robot_specs_and_arguments_get_clear_errors():
     for spec, message in [("tests.custom_robot", "expected package.module:Class"),
                           ("no_such_pkg.arm:Arm", "cannot import 'no_such_pkg.arm'"),
-                          ("tests.custom_robot:Arm", "its Robot classes: ['TwoJointArm']"),
+                          ("tests.custom_robot:Arm", "its Robot classes: ['ResettingArm', 'TwoJointArm']"),
                           ("bridges.robot:Robot", "not a concrete bridges.robot.Robot")]:
         with pytest.raises(ValueError, match=re.escape(message)):
             load_robot(spec)
@@ -109,14 +109,14 @@ def test_record_validate_finetune_serve_run_on_a_robot_that_is_not_a_panda(tiny_
                "wave the arm", "--script", "tests.custom_robot:wave", "--episodes", "3",
                "--max-steps", "20")
     assert done.returncode == 0, done.stderr
-    assert "3 episodes (3 recorded now)" in done.stdout
+    assert "3 episodes (3 recorded now, 0 attempts not kept)" in done.stdout
     again = vla("record", ARM, "--out", str(data), "--task", "wave", "--instruction",
                 "wave the arm", "--script", "tests.custom_robot:wave", "--episodes", "4")
     assert again.returncode == 2 and "--resume" in again.stderr
     more = vla("record", ARM, "--out", str(data), "--task", "wave", "--instruction",
                "wave the arm", "--script", "tests.custom_robot:wave", "--episodes", "4",
                "--resume")
-    assert more.returncode == 0 and "4 episodes (1 recorded now)" in more.stdout
+    assert more.returncode == 0 and "4 episodes (1 recorded now, 0 attempts not kept)" in more.stdout
     valid = vla("dataset", "validate", str(data))
     assert valid.returncode == 0 and "valid" in valid.stdout, valid.stdout + valid.stderr
 
@@ -269,3 +269,20 @@ def test_dataset_info_on_a_hand_made_dataset_names_the_problem(tmp_path):
     done = vla("dataset", "info", str(tmp_path / "d"))
     assert done.returncode == 2 and "Traceback" not in done.stderr
     assert "stats.json: action.names is missing" in done.stderr
+
+
+def test_record_keeps_going_until_the_asked_number_is_kept_and_says_why_not(tmp_path):
+    """A script already done at step 0 leaves an empty attempt: reported, not counted,
+    and three in a row stop recording with what to do. With the robot's reset() every
+    attempt starts from the start and all are kept."""
+    common = ["--task", "reach", "--instruction", "reach", "--script",
+              "tests.custom_robot:reach", "--episodes", "3"]
+    stuck = vla("record", ARM, "--out", str(tmp_path / "stuck"), *common)
+    assert stuck.returncode == 2
+    assert "3 attempts in a row ended at step 0 (kept 1 of 3)" in stuck.stderr
+    assert "reset()" in stuck.stderr
+    assert "not kept: attempt 2: empty: the source ended it at step 0" in stuck.stdout
+    reset = vla("record", "tests.custom_robot:ResettingArm", "--out", str(tmp_path / "ok"),
+                *common)
+    assert reset.returncode == 0, reset.stderr
+    assert "3 episodes (3 recorded now, 0 attempts not kept)" in reset.stdout

@@ -66,6 +66,8 @@ def test_the_guides_robot_goes_from_empty_file_to_a_fine_tuned_policy(guide, tin
                      "--instruction", "go to the centre", "--script",
                      "planar_pointer:go_to_center", "--episodes", "3")
     assert recorded.returncode == 0, recorded.stderr
+    # The guide's reset() brings the pointer back: every attempt is kept, none is empty.
+    assert "data/pointer: 3 episodes (3 recorded now, 0 attempts not kept)" in recorded.stdout
     assert guide("dataset", "validate", "data/pointer").returncode == 0
 
     tuned = guide("finetune", "--checkpoint", tiny_checkpoint, "--data", "data/pointer",

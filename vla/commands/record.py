@@ -14,6 +14,12 @@ and record the observation with the action. Sources:
   named "gripper" toggles with the space bar instead. Enter keeps the episode, x throws
   it away, Esc stops recording.
 
+Before each episode the robot's `reset()` runs (an arm back to its start pose; the
+default does nothing), and with `--wait-for-reset` the operator resets the scene and
+presses Enter. Recording goes on until --episodes are kept: an attempt that is not kept
+(empty because the source ended it at step 0, or discarded) is reported with its reason,
+and after 3 empty attempts in a row recording stops with an error, not a silent loop.
+
 Episodes are committed atomically; `--resume` records more into an existing dataset
 until it holds --episodes of this task.
 """
@@ -26,6 +32,7 @@ from vla.errors import UserError
 
 KEY_PAIRS = ("ws", "ad", "rf", "qe", "zc", "tg", "yh", "uj", "ik")
 ENTER, DISCARD, ESCAPE = ("\r", "\n"), "x", "\x1b"
+EMPTY_IN_A_ROW = 3  # empty attempts in a row before recording stops with an error
 
 
 def register(subparsers) -> None:
@@ -50,12 +57,13 @@ def register(subparsers) -> None:
                    help="end an episode after this many steps (default 300)")
     p.add_argument("--resume", action="store_true",
                    help="record into an existing dataset until it holds --episodes")
+    p.add_argument("--wait-for-reset", action="store_true",
+                   help="before each episode after the first, wait for the operator to "
+                        "reset the scene and press Enter (real hardware)")
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
-    from tqdm import tqdm
-
     from bridges.loading import load_robot
     from bridges.robot import RobotError
     from bridges.safe_robot import SafeRobot
@@ -73,41 +81,79 @@ def run(args) -> int:
         raise UserError(f"{args.out!r} already holds {present} episodes; pass --resume to "
                         f"record more into it, or choose another --out")
     writer = DatasetWriter(args.out, robot.contract, args.task)
-    todo = args.episodes - writer.existing
+    todo = max(args.episodes - writer.existing, 0)
     period = 1.0 / robot.contract.control_hz
+    not_kept: list[str] = []
     try:
         with SafeRobot(robot) as safe, source, writer:
-            for _ in tqdm(range(max(todo, 0)), unit="ep", desc=f"record {args.task}"):
-                if not _episode(safe, source, writer, args, period):
-                    break
+            _record(safe, source, writer, args, period, todo, not_kept)
     except RobotError as err:
         raise UserError(str(err)) from None
+    finally:
+        for line in not_kept:
+            print(f"not kept: {line}")
     print(f"{args.out}: {len(writer.ds.episode_paths())} episodes "
-          f"({writer.committed} recorded now)")
+          f"({writer.committed} recorded now, {len(not_kept)} attempts not kept)")
     return 0
 
 
-def _episode(robot, source, writer, args, period: float) -> bool:
-    """Record one episode; False when the source asks to stop recording."""
+def _record(robot, source, writer, args, period, todo: int, not_kept: list[str]) -> None:
+    """Attempts until `todo` episodes are kept, the source stops, or too many come out
+    empty in a row; each attempt not kept goes into `not_kept` with its reason."""
+    from tqdm import tqdm
+
+    empty_in_a_row, attempt = 0, 0
+    with tqdm(total=todo, unit="ep", desc=f"record {args.task}") as bar:
+        while writer.committed < todo:
+            attempt += 1
+            if args.wait_for_reset and attempt > 1 and not source.wait_for_reset():
+                return
+            robot.reset()
+            outcome = _episode(robot, source, writer, args, period)
+            if outcome is Stop:
+                return
+            if outcome is None:
+                bar.update(1)
+                empty_in_a_row = 0
+                continue
+            not_kept.append(f"attempt {attempt}: {outcome}")
+            empty_in_a_row = empty_in_a_row + 1 if outcome.startswith("empty") else 0
+            if empty_in_a_row >= EMPTY_IN_A_ROW:
+                raise UserError(
+                    f"{EMPTY_IN_A_ROW} attempts in a row ended at step 0 (kept "
+                    f"{writer.committed} of {todo}): the source has nothing to do from "
+                    f"where the robot is. Give the robot a reset() that brings it back to "
+                    f"its start (bridges/robot.py), or pass --wait-for-reset")
+
+
+def _episode(robot, source, writer, args, period: float):
+    """Record one episode: None when it is kept, Stop when the source stops recording,
+    else why it was not kept."""
     episode = writer.episode(args.instruction)
     source.start()
     t0 = time.monotonic()
+    action = None
     for step in range(args.max_steps):
         obs = robot.observe()
         action = source.action(obs, step)
         if action is Stop:
-            return False
+            robot.hold()
+            episode.discard()
+            return Stop
         if action is None or action is Discard:
             break
         episode.add(obs, action)
         robot.act(action)
         time.sleep(max(0.0, t0 + (step + 1) * period - time.monotonic()))
     robot.hold()
-    if action is Discard or not len(episode):
+    if action is Discard:
         episode.discard()
-    else:
-        episode.commit()
-    return True
+        return f"discarded by the operator after {len(episode)} steps"
+    if not len(episode):
+        episode.discard()
+        return "empty: the source ended it at step 0"
+    episode.commit()
+    return None
 
 
 class Stop:
@@ -127,6 +173,14 @@ class _ScriptSource:
 
     def action(self, obs, step):
         return self.function(obs, step)
+
+    def wait_for_reset(self) -> bool:
+        """The operator resets the scene: True to go on, False to stop."""
+        try:
+            input("reset the scene, then press Enter (Ctrl-D stops) ")
+        except EOFError:
+            return False
+        return True
 
     def __enter__(self):
         return self
@@ -175,6 +229,17 @@ class Keyboard:
 
     def start(self) -> None:
         self.gripper = 1.0  # open
+
+    def wait_for_reset(self) -> bool:
+        """The operator resets the scene and presses Enter (True) or Esc (False)."""
+        print("reset the scene, then press Enter (Esc stops)", flush=True)
+        while True:
+            keys = self._read_keys()
+            if ESCAPE in keys:
+                return False
+            if any(k in keys for k in ENTER):
+                return True
+            time.sleep(0.05)
 
     def action(self, obs, step):
         import numpy as np

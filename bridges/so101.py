@@ -1,0 +1,171 @@
+"""The real SO-101 as a `Robot`: the same contract as its simulated twin (sims/so101.py).
+
+State and actions are the gripper's pose, as in the suite: the six servos' positions
+(one sync read) become joint angles through the arm's calibration, and the tool pose
+through forward kinematics from the vendored URDF (bridges/kinematics.py, numpy only).
+An action moves that pose: a top-down solve from the last solution gives joint goals,
+capped per tick (`so101_safety.cap_steps`) and written in one sync write.
+
+    robot = SO101("/dev/ttyACM0", "~/.cache/.../follower.json", cameras={"front": cam})
+    with robot:            # goals = present positions, then torque on: nothing jumps
+        robot.observe(); robot.act(action); robot.hold()
+
+Needs the so101 extra (`pip install "./bridges[so101]"`: pyserial). A policy trained on
+the twin is accepted by this robot's hello: `SO101_CONTRACT` is the twin's too.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+
+from bridges.contract import ActionContract
+from bridges.feetech import FeetechBus
+from bridges.kinematics import Chain, rotation_rpy, top_down, transform
+from bridges.robot import Robot, RobotError
+from bridges.so101_calibration import MotorCalibration, check_servos, load_calibration
+from bridges.so101_safety import cap_steps, limit_gripper, torque_on
+
+URDF = Path(__file__).parent / "third_party" / "so_arm100" / "so101_new_calib.urdf"
+# The tool point in gripper_frame_link's frame: 13 mm towards the moving jaw, where a
+# gripped block's centre sits, turned so that the jaws close along the tool's y axis.
+TOOL = transform(rotation_rpy(0.0, 0.0, math.pi / 2), [-0.013, 0.0, 0.0])
+ARM = ("shoulder_pan", "shoulder_lift", "elbow_flex", "wrist_flex", "wrist_roll")
+GRIPPER = "gripper"
+# URDF joint angle = sign x LeRobot's degrees (0 = the middle of the calibrated range in
+# both, the URDF's "new calibration"). A joint that turns the wrong way on a real arm
+# (LeRobot issue #930) is fixed here, or with drive_mode in the calibration file.
+URDF_SIGN = {name: 1.0 for name in ARM}
+
+SO101_CONTRACT = {
+    "robot": "so101",
+    "action_names": ("dx", "dy", "dz", "dyaw", "gripper"),
+    "action_units": ("m", "m", "m", "rad", "opening fraction"),
+    "action_scale": (0.02, 0.02, 0.02, 0.3, 1.0),
+    "control_hz": 10.0,
+    "state_names": ("ee_x", "ee_y", "ee_z", "ee_yaw_sin", "ee_yaw_cos", "gripper_opening"),
+    "state_units": ("m", "m", "m", "sin", "cos", "opening fraction"),
+}
+WORKSPACE_LOW, WORKSPACE_HIGH = (0.10, -0.16, 0.0), (0.30, 0.16, 0.10)
+MAX_STEP_PER_TICK = 60  # servo steps (5.3 degrees) per joint per tick at most
+
+
+def tool_chain() -> Chain:
+    return Chain(URDF, "gripper_frame_link", tool=TOOL)
+
+
+def state_of(pose: np.ndarray, opening: float) -> np.ndarray:
+    """(4, 4) tool pose and opening fraction -> the contract's state (6,)."""
+    yaw = math.atan2(pose[1, 0], pose[0, 0])
+    yaw = (yaw + math.pi / 2) % math.pi - math.pi / 2  # the jaws grip the same a half turn on
+    return np.array([*pose[:3, 3], math.sin(yaw), math.cos(yaw), opening], dtype=np.float32)
+
+
+class SO101(Robot):
+    """An SO-101 follower arm on a Feetech bus, with optional cameras."""
+
+    def __init__(self, port: str, calibration: str | Path, cameras: dict | None = None,
+                 frame: str = "", bus: FeetechBus | None = None) -> None:
+        self.port, self.cameras = port, dict(cameras or {})
+        self.motors: dict[str, MotorCalibration] = load_calibration(calibration)
+        missing = [n for n in (*ARM, GRIPPER) if n not in self.motors]
+        if missing:
+            raise ValueError(f"{calibration}: no calibration for joints {missing}; expected "
+                             f"{', '.join((*ARM, GRIPPER))} (LeRobot's SO-101 names)")
+        self.servos = [self.motors[n].id for n in (*ARM, GRIPPER)]
+        self.chain = tool_chain()
+        self.bus, self._frame = bus, frame
+        self._q: np.ndarray | None = None  # last joint solution (radians)
+
+    @property
+    def contract(self) -> ActionContract:
+        sizes = {name: tuple(cam.size) for name, cam in self.cameras.items()}
+        return ActionContract(**SO101_CONTRACT, cameras=sizes or {"front": (128, 128)},
+                              frame=self._frame)
+
+    # -- life cycle -----------------------------------------------------------------------
+    def connect(self) -> None:
+        if self.bus is None:
+            self.bus = FeetechBus(self.port)
+        wrong = check_servos(self.bus, self.motors)
+        if wrong:
+            raise RobotError("the servos' memory differs from the calibration file: "
+                             + "; ".join(wrong) + ". Run the calibration again.")
+        limit_gripper(self.bus, self.motors[GRIPPER].id)
+        torque_on(self.bus, self.servos)  # goals = present positions first: no jump
+        for cam in self.cameras.values():
+            cam.open()
+        self._q = self._joints(self.bus.read_positions(self.servos))
+
+    def close(self) -> None:
+        if self.bus is None:
+            return
+        try:
+            self.hold()  # torque stays on: the arm does not drop
+        finally:
+            for cam in self.cameras.values():
+                cam.close()
+            self.bus.close()
+            self.bus = None
+
+    # -- reading --------------------------------------------------------------------------
+    def _joints(self, raw: dict[int, int]) -> np.ndarray:
+        return np.array([URDF_SIGN[n] * math.radians(self.motors[n].degrees(raw[self.motors[n].id]))
+                         for n in ARM])
+
+    def _opening(self, raw: dict[int, int]) -> float:
+        grip = self.motors[GRIPPER]
+        span = max(grip.range_max - grip.range_min, 1)
+        return float(np.clip((raw[grip.id] - grip.range_min) / span, 0.0, 1.0))
+
+    def observe(self) -> dict:
+        raw = self._bus().read_positions(self.servos)
+        state = state_of(self.chain.forward(self._joints(raw)), self._opening(raw))
+        images = {name: cam.read() for name, cam in self.cameras.items()}
+        return {"images": images, "state": state, "instruction": ""}
+
+    # -- moving ---------------------------------------------------------------------------
+    def act(self, action: np.ndarray) -> None:
+        action = np.clip(np.asarray(action, dtype=np.float64), -1.0, 1.0)
+        raw = self._bus().read_positions(self.servos)
+        q_now = self._joints(raw)
+        pose = self.chain.forward(q_now)
+        step = action * np.array(SO101_CONTRACT["action_scale"])
+        target = np.clip(pose[:3, 3] + step[:3], WORKSPACE_LOW, WORKSPACE_HIGH)
+        yaw = math.atan2(pose[1, 0], pose[0, 0]) + step[3]
+        q, err = self.chain.solve(top_down(target, yaw), self._q if self._q is not None
+                                  else q_now, iterations=60)
+        if err > 1e-3:  # out of the wrist's roll: a half turn grips the same
+            q_turned, err_turned = self.chain.solve(top_down(target, yaw + math.pi), q_now,
+                                                    iterations=60)
+            q = q_turned if err_turned < err else q
+        self._q = q
+        goals = {self.motors[n].id: self.motors[n].raw(math.degrees(URDF_SIGN[n] * angle))
+                 for n, angle in zip(ARM, q)}
+        grip = self.motors[GRIPPER]
+        opening = (float(action[4]) + 1.0) / 2.0
+        goals[grip.id] = round(grip.range_min + opening * (grip.range_max - grip.range_min))
+        # Joints capped one by one would leave the path (one arrives, another lags); all
+        # arm joints are scaled by one factor, so the tool moves towards the target.
+        arm_ids = [self.motors[n].id for n in ARM]
+        largest = max(abs(goals[i] - raw[i]) for i in arm_ids)
+        if largest > MAX_STEP_PER_TICK:
+            scale = MAX_STEP_PER_TICK / largest
+            for i in arm_ids:
+                goals[i] = raw[i] + int((goals[i] - raw[i]) * scale)
+            self._q = None  # not there yet: solve from where the arm is next tick
+        self._bus().write_goals(cap_steps(goals, raw, MAX_STEP_PER_TICK))
+
+    def hold(self) -> None:
+        if self.bus is None:
+            return
+        present = self.bus.read_positions(self.servos)
+        self.bus.write_goals(present)
+        self._q = self._joints(present)
+
+    def _bus(self) -> FeetechBus:
+        if self.bus is None:
+            raise RobotError("the SO-101 is not connected; call connect() (or use `with`)")
+        return self.bus
