@@ -61,7 +61,8 @@ def test_bring_up_a_custom_robot_on_builtin_hold_through_the_cli(tmp_path):
 def test_robot_specs_and_arguments_get_clear_errors():
     for spec, message in [("tests.custom_robot", "expected package.module:Class"),
                           ("no_such_pkg.arm:Arm", "cannot import 'no_such_pkg.arm'"),
-                          ("tests.custom_robot:Arm", "its Robot classes: ['ResettingArm', 'TwoJointArm']"),
+                          ("tests.custom_robot:Arm",
+                           "its Robot classes: ['ResettingArm', 'TwoJointArm']"),
                           ("bridges.robot:Robot", "not a concrete bridges.robot.Robot")]:
         with pytest.raises(ValueError, match=re.escape(message)):
             load_robot(spec)
@@ -116,7 +117,8 @@ def test_record_validate_finetune_serve_run_on_a_robot_that_is_not_a_panda(tiny_
     more = vla("record", ARM, "--out", str(data), "--task", "wave", "--instruction",
                "wave the arm", "--script", "tests.custom_robot:wave", "--episodes", "4",
                "--resume")
-    assert more.returncode == 0 and "4 episodes (1 recorded now, 0 attempts not kept)" in more.stdout
+    assert more.returncode == 0
+    assert "4 episodes (1 recorded now, 0 attempts not kept)" in more.stdout
     valid = vla("dataset", "validate", str(data))
     assert valid.returncode == 0 and "valid" in valid.stdout, valid.stdout + valid.stderr
 
