@@ -7,9 +7,13 @@
 line), a stream URL (rtsp://..., http://...) or a video file. Frames are resized to the
 contract's (height, width) and converted from OpenCV's BGR to the RGB the policy was
 trained on (a swapped channel order silently ruins a policy, so it is done here, once).
+`ThreadedCamera` reads one in its own thread, so the control tick never waits for it.
 """
 
 from __future__ import annotations
+
+import threading
+import time
 
 import cv2
 import numpy as np
@@ -76,3 +80,58 @@ def cameras_for(contract, sources: dict[str, int | str]) -> dict[str, OpenCVCame
                          f"cameras {sorted(contract.cameras)} (missing {missing}, extra {extra})")
     return {name: OpenCVCamera(sources[name], contract.cameras[name], name)
             for name in contract.cameras}
+
+
+class ThreadedCamera:
+    """A camera read in its own thread: `read()` returns the newest frame at once, so a
+    slow or stalling camera never stretches a control tick (LeRobot issue #1766: lag with
+    large frames). A frame older than `stale_s` is an error, not a silent freeze."""
+
+    def __init__(self, camera: OpenCVCamera, fps: float = 30.0, stale_s: float = 1.0) -> None:
+        self.camera, self.name = camera, camera.name
+        self.period, self.stale_s = 1.0 / fps, stale_s
+        self._lock = threading.Lock()
+        self._frame, self._at, self._error = None, 0.0, None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return self.camera.height, self.camera.width
+
+    def open(self) -> None:
+        self.camera.open()
+        self._frame, self._at = self.camera.read(), time.monotonic()  # fails here, not later
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name=f"camera-{self.name}",
+                                        daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            start = time.monotonic()
+            try:
+                frame = self.camera.read()
+            except CameraError as err:
+                self._error = err
+                return
+            with self._lock:
+                self._frame, self._at = frame, time.monotonic()
+            self._stop.wait(max(0.0, self.period - (time.monotonic() - start)))
+
+    def read(self) -> np.ndarray:
+        with self._lock:
+            frame, age = self._frame, time.monotonic() - self._at
+        if frame is None:
+            raise CameraError(f"camera {self.name!r}: read() before open()")
+        if age > self.stale_s:
+            why = f": {self._error}" if self._error else ""
+            raise CameraError(f"camera {self.name!r}: no new frame for {age:.1f} s{why}")
+        return frame
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=2.0)
+            self._thread = None
+        self.camera.close()

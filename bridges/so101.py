@@ -6,7 +6,7 @@ through forward kinematics from the vendored URDF (bridges/kinematics.py, numpy 
 An action moves that pose: a top-down solve from the last solution gives joint goals,
 capped per tick (`so101_safety.cap_steps`) and written in one sync write.
 
-    robot = SO101("/dev/ttyACM0", "~/.cache/.../follower.json", cameras={"front": cam})
+    robot = SO101("/dev/ttyACM0", "~/.cache/.../follower.json", front=0)  # /dev/video0
     with robot:            # goals = present positions, then torque on: nothing jumps
         robot.observe(); robot.act(action); robot.hold()
 
@@ -17,6 +17,7 @@ the twin is accepted by this robot's hello: `SO101_CONTRACT` is the twin's too.
 from __future__ import annotations
 
 import math
+import time
 from pathlib import Path
 
 import numpy as np
@@ -49,11 +50,29 @@ SO101_CONTRACT = {
     "state_units": ("m", "m", "m", "sin", "cos", "opening fraction"),
 }
 WORKSPACE_LOW, WORKSPACE_HIGH = (0.10, -0.16, 0.0), (0.30, 0.16, 0.10)
+# The start pose (radians, ARM order): the tool 6 cm over the middle of the twin's
+# board, pointing down. `reset()` brings the arm there between recorded episodes.
+START_JOINTS = (0.0, -0.26, 0.47, 1.36, 0.0)
+RESET_TIMEOUT_S = 10.0
 MAX_STEP_PER_TICK = 60  # servo steps (5.3 degrees) per joint per tick at most
 
 
 def tool_chain() -> Chain:
     return Chain(URDF, "gripper_frame_link", tool=TOOL)
+
+
+def joint_angles(motors: dict[str, MotorCalibration], raw: dict[int, int]) -> np.ndarray:
+    """Servo positions (steps) -> the URDF's arm joint angles (5,), radians."""
+    return np.array([URDF_SIGN[n] * math.radians(motors[n].degrees(raw[motors[n].id]))
+                     for n in ARM])
+
+
+def gripper_opening(motors: dict[str, MotorCalibration], raw: dict[int, int]) -> float:
+    """The gripper servo's position as an opening fraction: range_min 0 (closed) to
+    range_max 1 (open)."""
+    grip = motors[GRIPPER]
+    span = max(grip.range_max - grip.range_min, 1)
+    return float(np.clip((raw[grip.id] - grip.range_min) / span, 0.0, 1.0))
 
 
 def state_of(pose: np.ndarray, opening: float) -> np.ndarray:
@@ -66,9 +85,17 @@ def state_of(pose: np.ndarray, opening: float) -> np.ndarray:
 class SO101(Robot):
     """An SO-101 follower arm on a Feetech bus, with optional cameras."""
 
-    def __init__(self, port: str, calibration: str | Path, cameras: dict | None = None,
-                 frame: str = "", bus: FeetechBus | None = None) -> None:
-        self.port, self.cameras = port, dict(cameras or {})
+    def __init__(self, port: str, calibration: str | Path, front: int | str | None = None,
+                 wrist: int | str | None = None, image_size: int = 128, frame: str = "",
+                 bus: FeetechBus | None = None) -> None:
+        """`front`, `wrist`: camera sources as OpenCV takes them (a device index, a URL or
+        a video file), each read in its own thread and resized to `image_size`."""
+        from bridges.camera import OpenCVCamera, ThreadedCamera
+
+        self.port = port
+        self.cameras = {name: ThreadedCamera(OpenCVCamera(source, (image_size,) * 2, name))
+                        for name, source in (("front", front), ("wrist", wrist))
+                        if source is not None}
         self.motors: dict[str, MotorCalibration] = load_calibration(calibration)
         missing = [n for n in (*ARM, GRIPPER) if n not in self.motors]
         if missing:
@@ -82,8 +109,7 @@ class SO101(Robot):
     @property
     def contract(self) -> ActionContract:
         sizes = {name: tuple(cam.size) for name, cam in self.cameras.items()}
-        return ActionContract(**SO101_CONTRACT, cameras=sizes or {"front": (128, 128)},
-                              frame=self._frame)
+        return ActionContract(**SO101_CONTRACT, cameras=sizes, frame=self._frame)
 
     # -- life cycle -----------------------------------------------------------------------
     def connect(self) -> None:
@@ -112,13 +138,10 @@ class SO101(Robot):
 
     # -- reading --------------------------------------------------------------------------
     def _joints(self, raw: dict[int, int]) -> np.ndarray:
-        return np.array([URDF_SIGN[n] * math.radians(self.motors[n].degrees(raw[self.motors[n].id]))
-                         for n in ARM])
+        return joint_angles(self.motors, raw)
 
     def _opening(self, raw: dict[int, int]) -> float:
-        grip = self.motors[GRIPPER]
-        span = max(grip.range_max - grip.range_min, 1)
-        return float(np.clip((raw[grip.id] - grip.range_min) / span, 0.0, 1.0))
+        return gripper_opening(self.motors, raw)
 
     def observe(self) -> dict:
         raw = self._bus().read_positions(self.servos)
@@ -158,6 +181,30 @@ class SO101(Robot):
             self._q = None  # not there yet: solve from where the arm is next tick
         self._bus().write_goals(cap_steps(goals, raw, MAX_STEP_PER_TICK))
 
+    def reset(self) -> None:
+        """Back to `START_JOINTS` with the gripper open, at most `MAX_STEP_PER_TICK` per
+        joint per tick, all joints scaled together; returns when there (or raises after
+        `RESET_TIMEOUT_S`)."""
+        bus, period = self._bus(), 1.0 / SO101_CONTRACT["control_hz"]
+        grip = self.motors[GRIPPER]
+        start = {self.motors[n].id: self.motors[n].raw(math.degrees(URDF_SIGN[n] * angle))
+                 for n, angle in zip(ARM, START_JOINTS)}
+        start[grip.id] = grip.range_max
+        deadline = time.monotonic() + RESET_TIMEOUT_S
+        while True:
+            present = bus.read_positions(self.servos)
+            far = max(abs(start[i] - present[i]) for i in start)
+            if far <= 10:
+                break
+            if time.monotonic() > deadline:
+                raise RobotError(f"reset: the arm is still {far} steps from its start pose "
+                                 f"after {RESET_TIMEOUT_S:g} s; is something in its way?")
+            scale = min(1.0, MAX_STEP_PER_TICK / far)
+            bus.write_goals({i: present[i] + int((start[i] - present[i]) * scale)
+                             for i in start})
+            time.sleep(period)
+        self._q = np.array(START_JOINTS)
+
     def hold(self) -> None:
         if self.bus is None:
             return
@@ -169,3 +216,52 @@ class SO101(Robot):
         if self.bus is None:
             raise RobotError("the SO-101 is not connected; call connect() (or use `with`)")
         return self.bus
+
+
+class SO101Leader:
+    """The leader arm: the same servos and calibration file format, torque off, moved by
+    hand. `pose()` is its tool pose through the same kinematics as the follower's, so
+    the follower can be told to go where the leader is (`vla record --leader`)."""
+
+    def __init__(self, port: str, calibration: str | Path, bus: FeetechBus | None = None):
+        self.port, self.bus = port, bus
+        self.motors = load_calibration(calibration)
+        missing = [n for n in (*ARM, GRIPPER) if n not in self.motors]
+        if missing:
+            raise ValueError(f"{calibration}: no calibration for leader joints {missing}")
+        self.servos = [self.motors[n].id for n in (*ARM, GRIPPER)]
+        self.chain = tool_chain()
+
+    def connect(self) -> None:
+        from bridges.so101_safety import torque_off
+
+        if self.bus is None:
+            self.bus = FeetechBus(self.port)
+        wrong = check_servos(self.bus, self.motors)
+        if wrong:
+            raise RobotError("the leader's servos differ from its calibration file: "
+                             + "; ".join(wrong))
+        torque_off(self.bus, self.servos)  # moved by hand
+
+    def pose(self) -> tuple[np.ndarray, float]:
+        """(4, 4) tool pose of the leader, and its gripper's opening fraction."""
+        if self.bus is None:
+            raise RobotError("the leader arm is not connected")
+        raw = self.bus.read_positions(self.servos)
+        return self.chain.forward(joint_angles(self.motors, raw)), gripper_opening(self.motors, raw)
+
+    def close(self) -> None:
+        if self.bus is not None:
+            self.bus.close()
+            self.bus = None
+
+
+def follow(leader_pose: np.ndarray, opening: float, state: np.ndarray) -> np.ndarray:
+    """The normalised action (5,) that moves a follower in `state` towards the leader's
+    tool pose and opening, clipped to one step."""
+    scale = np.array(SO101_CONTRACT["action_scale"])
+    target = state_of(leader_pose, opening)
+    move = (target[:3] - state[:3]) / scale[:3]
+    yaw_now, yaw_to = math.atan2(state[3], state[4]), math.atan2(target[3], target[4])
+    turn = ((yaw_to - yaw_now + math.pi / 2) % math.pi - math.pi / 2) / scale[3]
+    return np.clip(np.array([*move, turn, 2.0 * opening - 1.0]), -1.0, 1.0).astype(np.float32)

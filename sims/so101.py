@@ -30,7 +30,14 @@ import numpy as np
 import pybullet
 
 from bridges.kinematics import top_down
-from bridges.so101 import SO101_CONTRACT, URDF, WORKSPACE_HIGH, WORKSPACE_LOW, tool_chain
+from bridges.so101 import (
+    SO101_CONTRACT,
+    START_JOINTS,
+    URDF,
+    WORKSPACE_HIGH,
+    WORKSPACE_LOW,
+    tool_chain,
+)
 from sims.mesh_reduce import read_stl, write_stl
 from sims.robots import FRAME, RobotSpec, SimArm, wrap_gripper_yaw
 from sims.workspace import Workspace
@@ -123,8 +130,8 @@ class SO101Arm(SimArm):
     def __init__(self, client) -> None:
         super().__init__(client)
         # Home: a top-down pose over the board's middle.
-        self.home = np.array([0.0, -0.26, 0.47, 1.36, 0.0])  # a bent-arm guess, then
-        self.home = self._solve(np.array(self.home_position), 0.0, self.home)  # solved
+        # The real arm's start pose, solved exactly for the home position.
+        self.home = self._solve(np.array(self.home_position), 0.0, np.array(START_JOINTS))
         self.home_joints = tuple(self.home)
         self._last = np.array(self.home_joints)
 

@@ -13,7 +13,7 @@ import pytest
 
 from bridges.contract import ActionContract
 from bridges.feetech import FeetechBus
-from bridges.so101 import ARM, GRIPPER, MAX_STEP_PER_TICK, SO101
+from bridges.so101 import ARM, GRIPPER, MAX_STEP_PER_TICK, SO101, START_JOINTS
 from bridges.so101_calibration import load_calibration, write_to_servos
 
 pytest.importorskip("serial")
@@ -22,8 +22,8 @@ IDS = {name: i + 1 for i, name in enumerate((*ARM, GRIPPER))}
 CALIBRATION = {name: {"id": i, "drive_mode": 0, "homing_offset": 0, "range_min": 0,
                       "range_max": 4095} for name, i in IDS.items()}
 CALIBRATION[GRIPPER].update(range_min=2030, range_max=3500)
-# The twin's home joints (sims/so101.py): tool 6 cm over the middle of its board.
-HOME = (0.0, -0.26, 0.47, 1.36, 0.0)
+# Not the start pose: reset() has somewhere to go.
+HOME = (0.1, -0.2, 0.4, 1.3, 0.2)
 
 
 @pytest.fixture
@@ -54,7 +54,7 @@ def test_the_driver_states_its_twins_contract():
     env = gym.make("sims/Pick-SO101-v0")
     twin = ActionContract.from_env(env.unwrapped)
     env.close()
-    real = SO101("unused", _write(CALIBRATION)).contract
+    real = SO101("unused", _write(CALIBRATION), front=0).contract  # /dev/video0, unopened
     assert real.differences(twin) == []
 
 
@@ -90,6 +90,14 @@ def test_the_driver_reads_the_pose_its_twin_computes_and_moves_it_by_an_action(a
     held = {i: arm.fake.goal[i] for i in IDS.values()}
     present = arm.bus.read_positions(list(IDS.values()))
     assert all(abs(held[i] - present[i]) <= 1 for i in held)
+    arm.reset()  # back to the start pose, gripper open
+    start = arm.chain.forward(np.array(START_JOINTS))[:3, 3]
+    assert np.allclose(arm.observe()["state"][:3], start, atol=3e-3)
+    assert arm.observe()["state"][5] == pytest.approx(1.0)
+    arm.hold()
+    held = {i: arm.fake.goal[i] for i in IDS.values()}
+    present = arm.bus.read_positions(list(IDS.values()))
+    assert all(abs(held[i] - present[i]) <= 1 for i in held)
 
 
 def test_a_calibration_without_the_arms_joints_is_refused(tmp_path):
@@ -106,3 +114,68 @@ def test_vla_bridge_prints_the_drivers_contract_without_touching_the_bus(capsys)
     printed = json.loads(capsys.readouterr().out)
     assert printed["robot"] == "so101"
     assert printed["action_scale"] == [0.02, 0.02, 0.02, 0.3, 1.0]
+
+
+def _video(path, frames: int = 300) -> str:
+    """A video file as a camera source: OpenCV reads it as it reads a USB camera."""
+    import cv2
+
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 30, (64, 48))
+    for i in range(frames):
+        writer.write(np.full((48, 64, 3), i % 255, np.uint8))
+    writer.release()
+    return str(path)
+
+
+def _arm_on_a_fake_bus(tmp_path, name: str, joints, gripper: float):
+    from tests.bridges.fake_feetech import FakeBus
+
+    path = tmp_path / f"{name}.json"
+    path.write_text(json.dumps(CALIBRATION))
+    fake = FakeBus(list(IDS.values()))
+    motors = load_calibration(path)
+    bus = FeetechBus(fake.port, timeout_s=0.02, retries=2)
+    write_to_servos(bus, motors)
+    bus.close()
+    for joint, angle in zip(ARM, joints):
+        i = IDS[joint]
+        fake.position[i] = fake.goal[i] = float(motors[joint].raw(math.degrees(angle)))
+    fake.position[6] = fake.goal[6] = gripper
+    return fake, path
+
+
+def test_vla_record_with_the_leader_arm_moves_the_follower_to_it(tmp_path):
+    """Two fake buses: the follower reset to its start pose, the leader 2 cm further out
+    and closed. Each
+    recorded action points from the follower to the leader; the episodes validate."""
+    from tests.vla.test_bridges_cli import vla
+
+    follower, follower_cal = _arm_on_a_fake_bus(tmp_path, "follower", HOME, 3500.0)
+    chain = SO101("unused", follower_cal).chain
+    # reset() takes the follower to its start pose before each episode.
+    out_there = chain.forward(np.array(START_JOINTS))[:3, 3] + [0.02, 0.0, 0.0]
+    from bridges.kinematics import top_down
+
+    leader_joints, _ = chain.solve(top_down(out_there, 0.0), np.array(START_JOINTS))
+    leader, leader_cal = _arm_on_a_fake_bus(tmp_path, "leader", leader_joints, 2030.0)
+    try:
+        done = vla("record", "bridges.so101:SO101", f"port={follower.port}",
+                   f"calibration={follower_cal}", f"front={_video(tmp_path / 'front.avi')}",
+                   "--leader", leader.port, "--leader-calibration", str(leader_cal),
+                   "--out", str(tmp_path / "data"), "--task", "reach", "--instruction",
+                   "reach out", "--episodes", "2", "--max-steps", "4")
+        assert done.returncode == 0, done.stderr[-3000:]
+        assert "2 episodes (2 recorded now, 0 attempts not kept)" in done.stdout
+        assert all(leader.memory[i][40] == 0 for i in IDS.values())  # the leader: torque off
+        assert vla("dataset", "validate", str(tmp_path / "data")).returncode == 0
+    finally:
+        follower.close()
+        leader.close()
+    from vla.data.store import DatasetDir
+
+    first = DatasetDir(str(tmp_path / "data")).episode_paths()[0]
+    from vla.data.episode_file import read_episode
+
+    actions = read_episode(first, images=False).action
+    assert actions[0][0] > 0.5 and abs(actions[0][1]) < 0.2  # out, towards the leader
+    assert actions[0][4] == pytest.approx(-1.0)  # the leader's gripper is closed

@@ -9,6 +9,10 @@ and record the observation with the action. Sources:
 - `--script package.module:function`: a scripted controller, called as
   `function(observation, step) -> action` (normalised, shape (A,)); returning None ends
   the episode, which is kept.
+- `--leader PORT --leader-calibration FILE`: an SO-101 leader arm moved by hand; each tick
+  the follower is told to go where the leader's tool is (bridges/so101.py `follow`).
+  From a terminal, Enter keeps the episode, x discards it, Esc stops; without one,
+  episodes end at --max-steps.
 - `--keyboard`: teleoperation from this terminal. Keys move one action dimension each,
   in the contract's order: w/s, a/d, r/f, q/e, z/c, t/g, y/h, u/j, i/k (+/-); a dimension
   named "gripper" toggles with the space bar instead. Enter keeps the episode, x throws
@@ -52,6 +56,10 @@ def register(subparsers) -> None:
                              "or None to end the episode")
     source.add_argument("--keyboard", action="store_true", help="teleoperate from this "
                                                                 "terminal")
+    source.add_argument("--leader", metavar="PORT",
+                        help="teleoperate with an SO-101 leader arm on this serial port")
+    p.add_argument("--leader-calibration", metavar="FILE",
+                   help="the leader arm's calibration (LeRobot's JSON); with --leader")
     p.add_argument("--episodes", type=int, default=10, help="episodes wanted (default 10)")
     p.add_argument("--max-steps", type=int, default=300,
                    help="end an episode after this many steps (default 300)")
@@ -74,7 +82,12 @@ def run(args) -> int:
         raise UserError(f"--episodes {args.episodes} and --max-steps {args.max_steps}: "
                         f"expected at least 1")
     robot = load_robot(args.robot_class, args.arguments)
-    source = _script(args.script) if args.script else Keyboard(robot.contract.action_names)
+    if args.script:
+        source = _script(args.script)
+    elif args.leader:
+        source = _leader(args, robot.contract)
+    else:
+        source = Keyboard(robot.contract.action_names)
     existing = DatasetDir(args.out)
     present = len(existing.episode_paths()) if existing.meta_path.is_file() else 0
     if present and not args.resume:
@@ -175,12 +188,7 @@ class _ScriptSource:
         return self.function(obs, step)
 
     def wait_for_reset(self) -> bool:
-        """The operator resets the scene: True to go on, False to stop."""
-        try:
-            input("reset the scene, then press Enter (Ctrl-D stops) ")
-        except EOFError:
-            return False
-        return True
+        return _wait_for_enter(None)
 
     def __enter__(self):
         return self
@@ -197,6 +205,67 @@ def _script(spec: str) -> _ScriptSource:
         raise UserError(f"--script {spec!r}: {module.__name__} has no function "
                         f"{spec.partition(':')[2]!r}")
     return _ScriptSource(function)
+
+
+def _leader(args, contract):
+    from bridges.so101 import SO101_CONTRACT
+
+    if not args.leader_calibration:
+        raise UserError("--leader needs --leader-calibration FILE (the leader arm's "
+                        "calibration, LeRobot's JSON)")
+    if contract.robot != SO101_CONTRACT["robot"]:
+        raise UserError(f"--leader drives an SO-101 follower; this robot's contract says "
+                        f"robot={contract.robot!r}")
+    from bridges.so101 import SO101Leader
+
+    try:
+        return LeaderSource(SO101Leader(args.leader, args.leader_calibration))
+    except ValueError as err:
+        raise UserError(str(err)) from None
+
+
+class LeaderSource:
+    """Teleoperation with a leader arm: each tick, the action towards its pose; keys from
+    the terminal, if there is one, end episodes (Enter keeps, x discards, Esc stops)."""
+
+    def __init__(self, leader, read_keys=None) -> None:
+        self.leader = leader
+        self._read_keys, self._terminal = read_keys, None
+
+    def __enter__(self):
+        import sys
+
+        self.leader.connect()
+        if self._read_keys is None and sys.stdin.isatty():
+            self._terminal = _RawTerminal()
+            self._read_keys = self._terminal.read
+            print("move the leader arm; Enter keeps the episode, x discards it, Esc stops",
+                  flush=True)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._terminal is not None:
+            self._terminal.restore()
+        self.leader.close()
+
+    def start(self) -> None:
+        pass
+
+    def wait_for_reset(self) -> bool:
+        return _wait_for_enter(self._read_keys)
+
+    def action(self, obs, step):
+        from bridges.so101 import follow
+
+        keys = self._read_keys() if self._read_keys else ""
+        if ESCAPE in keys:
+            return Stop
+        if DISCARD in keys:
+            return Discard
+        if any(k in keys for k in ENTER):
+            return None
+        pose, opening = self.leader.pose()
+        return follow(pose, opening, obs["state"])
 
 
 class Keyboard:
@@ -231,15 +300,7 @@ class Keyboard:
         self.gripper = 1.0  # open
 
     def wait_for_reset(self) -> bool:
-        """The operator resets the scene and presses Enter (True) or Esc (False)."""
-        print("reset the scene, then press Enter (Esc stops)", flush=True)
-        while True:
-            keys = self._read_keys()
-            if ESCAPE in keys:
-                return False
-            if any(k in keys for k in ENTER):
-                return True
-            time.sleep(0.05)
+        return _wait_for_enter(self._read_keys)
 
     def action(self, obs, step):
         import numpy as np
@@ -262,6 +323,25 @@ class Keyboard:
             plus, minus = next(pairs)
             action[i] = float(plus in keys) - float(minus in keys)
         return action
+
+
+def _wait_for_enter(read_keys) -> bool:
+    """The operator resets the scene and presses Enter (True) or stops (False): keys from
+    a raw terminal (`read_keys`, Esc stops), else a line from stdin (end of input stops)."""
+    if read_keys is None:
+        try:
+            input("reset the scene, then press Enter (Ctrl-D stops) ")
+        except EOFError:
+            return False
+        return True
+    print("reset the scene, then press Enter (Esc stops)", flush=True)
+    while True:
+        keys = read_keys()
+        if ESCAPE in keys:
+            return False
+        if any(k in keys for k in ENTER):
+            return True
+        time.sleep(0.05)
 
 
 class _RawTerminal:
