@@ -130,3 +130,57 @@ def calibrate(bus: FeetechBus, joints: dict[str, int], wait_for_middle: Callable
               for name, s in joints.items()}
     write_to_servos(bus, motors)
     return motors
+
+
+SO101_JOINTS = {"shoulder_pan": 1, "shoulder_lift": 2, "elbow_flex": 3, "wrist_flex": 4,
+                "wrist_roll": 5, "gripper": 6}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m bridges.so101_calibration --port PORT --out FILE`: calibrate an SO-101
+    (follower or leader) as LeRobot does, on the robot's computer (bridges alone)."""
+    import argparse
+    import sys
+    import threading
+
+    parser = argparse.ArgumentParser(
+        prog="python -m bridges.so101_calibration",
+        description="Calibrate an SO-101 arm on its Feetech bus and write LeRobot's "
+                    "calibration JSON (also written to the servos).")
+    parser.add_argument("--port", required=True, help="serial port, e.g. /dev/ttyACM0")
+    parser.add_argument("--out", required=True, help="calibration file to write")
+    parser.add_argument("--check", action="store_true",
+                        help="only compare the servos' memory with --out (exit 1 if it "
+                             "differs)")
+    args = parser.parse_args(argv)
+    bus = FeetechBus(args.port)
+    try:
+        if args.check:
+            wrong = check_servos(bus, load_calibration(args.out))
+            for line in wrong:
+                print(line)
+            print("the servos match the file" if not wrong else "the servos differ")
+            return 1 if wrong else 0
+        done = threading.Event()
+
+        def wait_for_middle() -> None:
+            print("Move every joint to the middle of its travel, then press Enter.",
+                  flush=True)
+            sys.stdin.readline()
+            print("Now move every joint through its whole range; press Enter when done.",
+                  flush=True)
+            threading.Thread(target=lambda: (sys.stdin.readline(), done.set()),
+                             daemon=True).start()
+
+        motors = calibrate(bus, SO101_JOINTS, wait_for_middle, lambda: not done.is_set())
+        save_calibration(args.out, motors)
+        for name, m in motors.items():
+            print(f"{name}: offset {m.homing_offset}, range {m.range_min}..{m.range_max}")
+        print(f"wrote {args.out}")
+        return 0
+    finally:
+        bus.close()
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

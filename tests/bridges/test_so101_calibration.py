@@ -113,3 +113,38 @@ def test_calibration_from_a_persons_sweeps(bus):
         # After the offset the middle reads 2047; the sweep went -600 .. +900 around it.
         assert (m.range_min, m.range_max) == (2047 - 600, 2047 + 900)
     assert check_servos(bus, motors) == []  # written to the servos too
+
+
+def test_the_calibration_command_on_the_robots_computer(bus, tmp_path):
+    """`python -m bridges.so101_calibration`: Enter at the middle pose, the sweeps, Enter;
+    the file it writes matches the servos (its --check says so)."""
+    import subprocess
+    import sys
+    import time
+
+    fake = bus.fake
+    bus.close()  # the command opens the port itself
+    out = tmp_path / "follower.json"
+    middles = {1: 3000, 2: 1500, 3: 2200, 4: 2600, 5: 1000, 6: 2500}
+    for s, p in middles.items():
+        fake.position[s] = fake.goal[s] = float(p)
+    command = [sys.executable, "-m", "bridges.so101_calibration", "--port", fake.port,
+               "--out", str(out)]
+    proc = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    proc.stdin.write("\n")
+    proc.stdin.flush()
+    time.sleep(1.0)
+    for k in (-2, 2):  # the person sweeps every joint 600 steps either way
+        for s, p in middles.items():
+            fake.position[s] = fake.goal[s] = float(p + k * 300)
+        time.sleep(0.3)
+    out_text, err = proc.communicate("\n", timeout=30)
+    assert proc.returncode == 0, err
+    motors = load_calibration(out)
+    for name, s in JOINTS.items():
+        assert motors[name].homing_offset == middles[s] - 2047
+        assert (motors[name].range_min, motors[name].range_max) == (2047 - 600, 2047 + 600)
+    check = subprocess.run([*command[:-2], "--out", str(out), "--check"],
+                           capture_output=True, text=True, timeout=30)
+    assert check.returncode == 0 and "the servos match the file" in check.stdout
