@@ -79,20 +79,26 @@ def _goal(task: str, target, scene: Goal, rng: np.random.Generator, held_out: bo
                 objects=objects, zones=zones, locations=scene.locations)
 
 
-def run_chain(env, steps: list[Step], act, on_step=None) -> list[bool]:
+def run_chain(env, steps: list[Step], act, on_step=None, on_obs=None) -> list[bool]:
     """Carry out `steps` in `env` (already at the chain's scene) with `act(obs) ->
     actions (K, A)`, each step within its task's step budget and judged by its task's own
-    success test; stops at the first step not done. Returns each run step's success."""
+    success test; stops at the first step not done. Returns each run step's success.
+    `on_step(step, success, used)` follows each step; `on_obs(obs, position)` sees every
+    observation (position 1..5), for a video."""
     from sims.tasks import TASKS
 
     base, done = env.unwrapped, []
-    for step in steps:
+    for position, step in enumerate(steps, start=1):
         obs = base.set_goal(step.task, step.goal)
+        if on_obs is not None:
+            on_obs(obs, position)
         success, used = False, 0
         while not success and used < TASKS[step.task].max_steps:
             for action in act(obs):
                 obs, _, success, _, _ = base.step(action)
                 used += 1
+                if on_obs is not None:
+                    on_obs(obs, position)
                 if success or used >= TASKS[step.task].max_steps:
                     break
         done.append(bool(success))

@@ -204,3 +204,24 @@ def test_vla_eval_chains_reports_calvins_metric(capsys):
     assert set(l1["completed_at_least"]) == {"1", "2", "3", "4", "5"}
     assert l1["completed_at_least"]["1"]["success"] == 0.0
     assert main(["eval", "--chains", "-1"]) == 2
+
+
+def test_vla_eval_chains_films_the_first_chains_with_each_steps_words(tmp_path, capsys):
+    import cv2
+
+    from sims.tasks import TASKS
+    from vla.cli import main
+
+    assert main(["eval", "--checkpoint", "builtin:hold", "--chains", "2", "--splits", "L1",
+                 "--videos", "1", "--out", str(tmp_path), "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    films = sorted((tmp_path / "videos" / "chains" / "L1").glob("*.mp4"))
+    assert [f.name for f in films] == ["chain_0000_0of5.mp4"]  # the first chain only
+    video = cv2.VideoCapture(str(films[0]))
+    frames = int(video.get(cv2.CAP_PROP_FRAME_COUNT))
+    video.release()
+    # Holding still: step 1 runs its whole budget, one frame each, after the first.
+    budgets = {task.max_steps + 1 for task in TASKS.values()}
+    assert frames in budgets
+    assert result["splits"]["L1"]["chains"] == 2
+    assert (tmp_path / "chains.json").is_file()

@@ -148,7 +148,8 @@ def _chains(config, policy, splits: list[str], mode: str, execute: int | None) -
           f"{STREAM_NAMES[mode]} stream (mode={mode}), chain seeds {config.seed}-"
           f"{config.seed + config.chains - 1}", file=sys.stderr, flush=True)
     result = evaluate_chains(policy, config.chains, splits, config.seed, mode,
-                             execute_steps=execute or None)
+                             execute_steps=execute or None, videos=config.videos,
+                             out=config.out)
     if config.out:
         write_json_atomic(Path(config.out) / "chains.json", result)
     print(json.dumps(result, indent=1) if config.json else chain_table(result))

@@ -12,8 +12,9 @@ MIN_SIDE = 384  # 128 px frames are too small to judge by eye; upscale to at lea
 
 
 def write_video(path: str | Path, frames: np.ndarray, fps: float = 10.0,
-                text: str | None = None, min_side: int = MIN_SIDE) -> Path:
-    """Write RGB uint8 frames (T, H, W, 3) to `path`; `text` is drawn on every frame."""
+                text: str | list[str] | None = None, min_side: int = MIN_SIDE) -> Path:
+    """Write RGB uint8 frames (T, H, W, 3) to `path`; `text` is drawn on every frame (one
+    string for all, or one per frame)."""
     frames = np.asarray(frames)
     if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8 or not len(frames):
         raise ValueError(f"frames have shape {frames.shape} and dtype {frames.dtype}; "
@@ -26,13 +27,16 @@ def write_video(path: str | Path, frames: np.ndarray, fps: float = 10.0,
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, size)
     if not writer.isOpened():
         raise ValueError(f"OpenCV could not open {str(path)!r} for writing an mp4v video")
+    texts = [text] * len(frames) if text is None or isinstance(text, str) else list(text)
+    if len(texts) != len(frames):
+        raise ValueError(f"{len(texts)} captions for {len(frames)} frames; expected one each")
     try:
-        for frame in frames:
+        for frame, caption in zip(frames, texts):
             # Nearest neighbour keeps pixels crisp: the video shows what the policy sees.
             big = cv2.resize(frame, size, interpolation=cv2.INTER_NEAREST)
             big = cv2.cvtColor(big, cv2.COLOR_RGB2BGR)
-            if text:
-                draw_text(big, text)
+            if caption:
+                draw_text(big, caption)
             writer.write(big)
     finally:
         writer.release()

@@ -10,6 +10,8 @@ step's failure can be told apart: the state it starts from, or the task itself.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 from vla.eval.stats import summarise
@@ -18,9 +20,12 @@ from vla.run.progress import progress_bar
 
 def evaluate_chains(policy, chains: int, splits: list[str], seed: int = 0,
                     mode: str = "eval", execute_steps: int | None = None,
-                    progress: bool | None = None) -> dict:
+                    progress: bool | None = None, videos: int = 0,
+                    out: str | None = None) -> dict:
     """{"splits": {split: summary}, "chains", "seed", "mode"}; chain seeds `seed ..
-    seed + chains - 1` of the stream, the same for every split."""
+    seed + chains - 1` of the stream, the same for every split. The first `videos` chains
+    of each split are filmed into `out`/videos/chains/ (the front camera, the current
+    step's words and its number on every frame)."""
     import gymnasium as gym
 
     import sims  # noqa: F401  (registers the envs)
@@ -42,8 +47,12 @@ def evaluate_chains(policy, chains: int, splits: list[str], seed: int = 0,
         for s in range(seed, seed + chains):
             steps = sample_chain(env, s)
             policy.reset()
-            done = run_chain(env, steps, act)
+            film = _Film(len(steps)) if out and s - seed < videos else None
+            done = run_chain(env, steps, act, on_obs=film.add if film else None)
             lengths.append(sum(done))
+            if film:
+                film.write(Path(out) / "videos" / "chains" / split /
+                           f"chain_{s:04d}_{sum(done)}of{len(steps)}.mp4")
             for position, (step, ok) in enumerate(zip(steps, done), start=1):
                 cell = by_task.setdefault(step.task, {}).setdefault(position, [0, 0])
                 cell[0] += int(ok)
@@ -53,6 +62,22 @@ def evaluate_chains(policy, chains: int, splits: list[str], seed: int = 0,
         results[split] = _summary(np.array(lengths), by_task, CHAIN_LENGTH)
     bar.close()
     return {"splits": results, "chains": chains, "seed": seed, "mode": mode}
+
+
+class _Film:
+    """A chain's frames, each captioned with its step's number and words."""
+
+    def __init__(self, length: int) -> None:
+        self.length, self.frames, self.captions = length, [], []
+
+    def add(self, obs: dict, position: int) -> None:
+        self.frames.append(obs["images"]["front"])
+        self.captions.append(f"step {position}/{self.length}: {obs['instruction']}")
+
+    def write(self, path: Path) -> None:
+        from vla.data.video import write_video
+
+        write_video(path, np.stack(self.frames), text=self.captions)
 
 
 def _summary(lengths: np.ndarray, by_task: dict, length: int) -> dict:
