@@ -10,13 +10,16 @@ COMMAND_MODULES = ("envs", "collect", "record", "dataset", "pretrain", "train", 
 
 
 def config_overrides(args) -> list[str]:
-    """KEY=VALUE overrides plus the ones that `--data DIR...` and `--checkpoint DIR` (for
-    the commands that have them) stand for."""
+    """KEY=VALUE overrides plus the ones that `--data DIR...`, `--checkpoint DIR`,
+    `--executor` and `--address` (for the commands that have them) stand for."""
     overrides = list(args.overrides)
     if getattr(args, "data", None):
         overrides.append("data=[" + ",".join(repr(d) for d in args.data) + "]")
     if getattr(args, "checkpoint", None):
         overrides.append(f"checkpoint={args.checkpoint!r}")
+    for key in ("executor", "address"):  # `vla dagger --executor ray --address HOST:PORT`
+        if getattr(args, key, None):
+            overrides.append(f"{key}={getattr(args, key)!r}")
     return overrides
 
 

@@ -14,6 +14,12 @@ def register(subparsers) -> None:
     p.add_argument("--episodes", type=int, required=True, help="successful episodes to keep")
     p.add_argument("--out", required=True, help="dataset directory (created if missing)")
     p.add_argument("--workers", type=int, default=2, help="worker processes (default 2)")
+    p.add_argument("--executor", choices=("local", "ray"), default="local",
+                   help="where the workers run: this machine's processes (default) or a "
+                        "Ray cluster (the ray extra; docs/scaling.md)")
+    p.add_argument("--address", default=None,
+                   help="with --executor ray: the cluster's address (default: a local "
+                        "cluster started for this run)")
     p.add_argument("--split", default="L1", help="generalisation split L1..L4 (default L1)")
     p.add_argument("--resume", action="store_true",
                    help="complete the count in an existing dataset, skipping seeds done")
@@ -60,7 +66,8 @@ def run(args) -> int:
     noise = DEFAULT_NOISE if args.noise is None else args.noise
     summary = collect(args.task, args.episodes, args.out, workers=args.workers,
                       split=args.split, resume=args.resume, shard=args.shard, noise=noise,
-                      seed=args.seed, image_size=args.image_size, cameras=args.cameras)
+                      seed=args.seed, image_size=args.image_size, cameras=args.cameras,
+                      executor=args.executor, address=args.address)
     print(
         f"{summary['env_id']} {summary['split']}: {summary['new']} new episodes in "
         f"{summary['seconds']:.1f} s ({summary['episodes_per_min']:.0f}/min), "

@@ -35,6 +35,12 @@ def register(subparsers) -> None:
                                         "default: the shipped default policy)")
     p.add_argument("--data", nargs="+", default=None,
                    help="the demonstrations (directories from `vla collect`)")
+    p.add_argument("--executor", choices=("local", "ray"), default=None,
+                   help="where the rollouts run (the executor key): this machine's "
+                        "processes (local, default) or a Ray cluster (docs/scaling.md)")
+    p.add_argument("--address", default=None,
+                   help="with --executor ray: the cluster's address (the address key; "
+                        "default: a local cluster started for each round's rollouts)")
     add_run_arguments(p, "DaggerConfig")
     p.set_defaults(func=run)
 

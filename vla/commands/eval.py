@@ -116,7 +116,8 @@ def run(args) -> int:
     on_video = (lambda rec: write_episode_video(rec, config.out)) if config.out else None
     result = evaluate(policy, env_ids, splits, config.episodes, seed=config.seed,
                       execute_steps=execute or None, videos=config.videos if config.out else 0,
-                      mode=mode, on_video=on_video, workers=config.workers, loader=loader)
+                      mode=mode, on_video=on_video, workers=config.workers, loader=loader,
+                      executor=config.executor, address=config.address)
     result["temporal_ensemble"] = coeff  # None: off
     result["execute_steps"] = execute or None  # None: whole chunks
     if config.out:

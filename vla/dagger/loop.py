@@ -45,6 +45,8 @@ class DaggerConfig(FinetuneConfig):
     beta_decay: float = 0.5  # beta of round r = beta * beta_decay ** (r - 1)
     tasks: list[str] = field(default_factory=list)  # env ids; default: the data's env ids
     workers: int = 2  # rollout worker processes (one torch thread each)
+    executor: str = "local"  # where rollouts run: local processes, or ray (a Ray cluster)
+    address: str = ""  # with executor ray: the cluster's address; "" = a local cluster
     execute_steps: int = 0  # actions of each chunk run before re-asking; 0 = all
 
     def validate(self) -> None:
@@ -57,6 +59,8 @@ class DaggerConfig(FinetuneConfig):
                              f"both in [0, 1]")
         if self.execute_steps < 0:
             raise ValueError(f"execute_steps={self.execute_steps}; expected >= 0")
+        if self.executor not in ("local", "ray"):
+            raise ValueError(f"executor={self.executor!r}; expected 'local' or 'ray'")
 
 
 def dagger(cfg: DaggerConfig, out: str, resume: bool = False, progress: bool | None = None,
@@ -93,7 +97,8 @@ def dagger(cfg: DaggerConfig, out: str, resume: bool = False, progress: bool | N
         for env_id in env_ids:
             collect(env_id, cfg.episodes, str(rdir / "data"), workers=cfg.workers,
                     resume=True, noise=0.0, seed=r * ROLLOUT_SEED, image_size=image_size,
-                    progress=progress, driver=driver, cameras=tuple(cameras))
+                    progress=progress, driver=driver, cameras=tuple(cameras),
+                    executor=cfg.executor, address=cfg.address or None)
         data.append(str(rdir / "data"))
         rollouts = _rollout_success(DatasetDir.open(rdir / "data"))
         run = rdir / "run"

@@ -17,16 +17,16 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import itertools
-import multiprocessing
 import time
 from collections.abc import Iterator
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, wait
 
 from vla.data import worker
 from vla.data.episode_file import episode_name, parse_name
 from vla.data.stats import update_stats
 from vla.data.store import DatasetDir, library_versions
 from vla.envs import resolve_env_id
+from vla.run.executor import pool as executor_pool
 
 DEFAULT_NOISE = 0.1  # std of the noise on executed motion; the clean label is recorded
 
@@ -57,6 +57,8 @@ def collect(
     max_failures: int | None = None,
     driver: worker.Driver | None = None,
     cameras: tuple[str, ...] | list[str] = ("front",),
+    executor: str = "local",
+    address: str | None = None,
 ) -> dict:
     """Collect `episodes` successful episodes of `env_id` into `out`; returns a summary.
 
@@ -65,6 +67,10 @@ def collect(
 
     With a `driver`, episodes are a policy's relabelled rollouts (`vla dagger`): every one
     is kept, success or not, with the same crash safety, seed plan and resume.
+
+    `executor`: "local" (this machine's processes) or "ray" (a Ray cluster at `address`,
+    default a local one; vla/run/executor.py). The episodes, and so the dataset, are the
+    same either way.
 
     `progress=None` shows the bar only on a terminal. Gives up after `max_failures`
     failed attempts in this run (default 50 + 5 x episodes), so a broken expert cannot
@@ -93,8 +99,7 @@ def collect(
         )
     done = {s for s in present if in_plan(s, seed, shard)}  # this run's share of them
     start = time.perf_counter()
-    ctx = multiprocessing.get_context("spawn")  # a fresh interpreter: no inherited sim state
-    with ProcessPoolExecutor(workers, mp_context=ctx, initializer=worker.init_worker) as pool:
+    with executor_pool(executor, workers, worker.init_worker, address=address) as pool:
         # A worker builds the env, so the main process never holds a PyBullet client.
         meta = pool.submit(worker.describe, env_id, split, image_size, seed,
                            cameras).result()
@@ -105,7 +110,10 @@ def collect(
                            ds.partial_path(episode_name(env_id, split, s)), driver,
                            cameras)
                 for s in seed_plan(seed, shard) if s not in skip)
-        counts = _run(pool, 2 * workers, ds, jobs, len(done), episodes, max_failures, progress)
+        # A Ray worker may not share this disk: its episodes come back as bytes.
+        run = worker.run_episode if executor == "local" else worker.run_episode_shipped
+        counts = _run(pool, run, 2 * workers, ds, jobs, len(done), episodes, max_failures,
+                      progress)
     _record_run(ds, meta, run_args)
     update_stats(ds)
     with contextlib.suppress(OSError):  # tmp/ only matters while a collection runs
@@ -119,7 +127,7 @@ def collect(
     }
 
 
-def _run(pool, queue_size, ds, jobs, committed, target, max_failures, progress) -> dict:
+def _run(pool, run, queue_size, ds, jobs, committed, target, max_failures, progress) -> dict:
     """Keep the workers busy until `target` episodes are committed; count the rest."""
     from tqdm import tqdm
 
@@ -132,10 +140,10 @@ def _run(pool, queue_size, ds, jobs, committed, target, max_failures, progress) 
             # Never ask for more than the count still missing: no wasted episodes.
             while len(pending) < min(queue_size, target - committed):
                 job = next(jobs)
-                pending[pool.submit(worker.run_episode, job)] = job
+                pending[pool.submit(run, job)] = job
             finished, _ = wait(pending, return_when=FIRST_COMPLETED)
             for future in finished:
-                job, result = pending.pop(future), future.result()
+                job, result = pending.pop(future), _result(future.result())
                 if not result.success:
                     failures += 1
                     ds.record_failure({"env_id": job.env_id, "split": job.split,
@@ -155,9 +163,16 @@ def _run(pool, queue_size, ds, jobs, committed, target, max_failures, progress) 
             future.cancel()
     # Episodes still running when we stopped: wait, then drop what they wrote.
     for future in pending:
-        if not future.cancelled() and future.exception() is None and future.result().partial:
-            future.result().partial.unlink(missing_ok=True)
+        if not future.cancelled() and future.exception() is None:
+            result = future.result()
+            if isinstance(result, worker.Result) and result.partial:  # shipped: never landed
+                result.partial.unlink(missing_ok=True)
     return {"committed": committed, "new": new, "failures": failures}
+
+
+def _result(outcome) -> worker.Result:
+    """A local worker's Result, or a shipped one landed on this disk first."""
+    return worker.land(*outcome) if isinstance(outcome, tuple) else outcome
 
 
 def _check_args(episodes, workers, shard, noise, image_size, cameras) -> None:

@@ -131,6 +131,29 @@ def run_episode(job: Job) -> Result:
                   time.perf_counter() - start)
 
 
+def run_episode_shipped(job: Job) -> tuple[Result, bytes | None]:
+    """`run_episode` on a machine that may not share the dataset's disk (a Ray worker):
+    the episode is written to this machine's temporary folder and sent back as bytes;
+    the main process writes them to `job.partial` (`land`)."""
+    import dataclasses
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="vla-episode-") as folder:
+        local = dataclasses.replace(job, partial=Path(folder) / job.partial.name)
+        result = run_episode(local)
+        data = local.partial.read_bytes() if result.partial is not None else None
+    return dataclasses.replace(result, partial=job.partial if data else None), data
+
+
+def land(result: Result, data: bytes | None) -> Result:
+    """Write a shipped episode's bytes to its `.partial` path (then committed as usual)."""
+    if data is not None:
+        tmp = result.partial.with_suffix(".landing")
+        tmp.write_bytes(data)
+        os.replace(tmp, result.partial)
+    return result
+
+
 def _check_held_out(env, job: Job) -> None:
     """No demonstration may show an L3 colour or shape: they are what split L3 tests
     (and what `vla pretrain` grounds without demonstrations)."""

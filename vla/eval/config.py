@@ -41,6 +41,13 @@ class EvalConfig:
         "help": "episodes run in this many processes, each with its own copy of the policy "
                 "on the CPU (one thread each); 2 on a 2-core machine halves the time "
                 "(default 1: in this process, on --device)"})
+    executor: str = field(default="local", metadata={
+        "help": "where the episodes run: this machine's processes (local, default) or a "
+                "Ray cluster (ray: the ray extra; docs/scaling.md)",
+        "choices": ("local", "ray")})
+    address: str | None = field(default=None, metadata={
+        "help": "with --executor ray: the cluster's address (default: a local cluster "
+                "started for this run)"})
     chains: int = field(default=0, metadata={
         "help": "instead of single episodes: N chains of 5 instructions in one scene per "
                 "split (L1-L3; CALVIN's metric: the share completing >= 1..5 steps and the "

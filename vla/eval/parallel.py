@@ -40,15 +40,16 @@ def run_job(job: tuple[str, str, str, int, int | None]):
 
 
 def run_all(jobs: list[tuple], loader: Callable[[], object], workers: int,
-            on_done: Callable[[tuple], None]) -> dict[tuple, object]:
-    """Every job's episode, keyed by job; `on_done(job)` after each (progress)."""
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor, as_completed
+            on_done: Callable[[tuple], None], executor: str = "local",
+            address: str | None = None) -> dict[tuple, object]:
+    """Every job's episode, keyed by job; `on_done(job)` after each (progress). `executor`:
+    this machine's processes ("local") or a Ray cluster ("ray", vla/run/executor.py)."""
+    from concurrent.futures import as_completed
 
-    ctx = multiprocessing.get_context("spawn")  # fresh interpreters: no inherited sim state
+    from vla.run.executor import pool as executor_pool
+
     done = {}
-    with ProcessPoolExecutor(workers, mp_context=ctx, initializer=init_worker,
-                             initargs=(loader,)) as pool:
+    with executor_pool(executor, workers, init_worker, (loader,), address) as pool:
         futures = {pool.submit(run_job, job): job for job in jobs}
         for future in as_completed(futures):
             job = futures[future]

@@ -35,7 +35,8 @@ def evaluate(policy, env_ids: list[str], splits: list[str], episodes: int, seed:
              execute_steps: int | None = None, videos: int = 0,
              progress: bool | None = None, mode: str = "eval",
              on_video: Callable[[dict], dict] | None = None, workers: int = 1,
-             loader: Callable[[], object] | None = None) -> dict:
+             loader: Callable[[], object] | None = None, executor: str = "local",
+             address: str | None = None) -> dict:
     """Results: {"cells": {"<env id>/<split>": summary}, "splits": {split: summary},
     "tasks": {env id: summary}, "mode", "episodes", "seed", "videos": [...]}.
 
@@ -55,7 +56,8 @@ def evaluate(policy, env_ids: list[str], splits: list[str], episodes: int, seed:
 
     `workers` > 1 runs the episodes in that many processes, each with its own copy of the
     policy from `loader()` (a picklable callable, e.g. a partial of `load_policy`);
-    videos are still replayed here with `policy`.
+    videos are still replayed here with `policy`. `executor="ray"` runs them on a Ray
+    cluster (`address`, default a local one) instead, with any number of workers.
     """
     if mode not in MODES:
         raise ValueError(f"mode {mode!r} is unknown; expected one of {MODES}")
@@ -63,7 +65,8 @@ def evaluate(policy, env_ids: list[str], splits: list[str], episodes: int, seed:
     envs = _open_envs(policy, cells, mode, videos)
     jobs = [(env_id, split, mode, s, execute_steps) for env_id, split in cells
             for s in range(seed, seed + episodes)]
-    outcomes = _run_jobs(policy, envs, jobs, workers, loader, progress, mode)
+    outcomes = _run_jobs(policy, envs, jobs, (workers, executor, address), loader, progress,
+                         mode)
     results, recorded = {}, []
     for env_id, split in cells:
         env = envs[env_id, split]
@@ -101,19 +104,21 @@ def _open_envs(policy, cells: list[tuple[str, str]], mode: str, videos: int) -> 
     return envs
 
 
-def _run_jobs(policy, envs: dict, jobs: list[tuple], workers: int, loader,
+def _run_jobs(policy, envs: dict, jobs: list[tuple], where: tuple, loader,
               progress: bool | None, mode: str) -> dict[tuple, Episode]:
-    """Every job's episode (no frames), here or in `workers` processes."""
+    """Every job's episode (no frames), here or in workers; `where`: (workers,
+    executor, address)."""
+    workers, executor, address = where
     bar = progress_bar(len(jobs), mode, "ep", progress)
 
     def tick(job) -> None:
         bar.update(1)
         bar.set_postfix(task=job[0].split("/")[-1], split=job[1])
 
-    if workers > 1 and loader is not None:
+    if (workers > 1 or executor != "local") and loader is not None:
         from vla.eval.parallel import run_all
 
-        outcomes = run_all(jobs, loader, workers, tick)
+        outcomes = run_all(jobs, loader, workers, tick, executor, address)
     else:
         outcomes = {}
         for job in jobs:
