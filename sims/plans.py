@@ -17,9 +17,14 @@ from sims.tasks import Goal
 
 # Joiners that always end a step (the longest first), and "and", which ends one only when
 # both sides read as commands.
-JOINERS = r"\s*(?:,?\s*and then\s+|,?\s*then\s+|,?\s*after that,?\s+|,?\s*afterwards,?\s+|" \
-          r"[.;]\s+|,\s*(?:and\s+)?)"
+# (Case does not matter: "... the zone. After that, push it ..." is one joiner.)
+JOINERS = r"\s*(?:[.;,]?\s*\b(?:and then|then|after that,?|afterwards,?)\s+|[.;]\s+|" \
+          r",\s*(?:and\s+)?)"
 PRONOUNS = ("that one", "the same one", "that block", "the same block", "it", "that", "this")
+# "that" and "this" are pronouns only where no noun follows ("put that in the zone"); in
+# "grab that red block" they are determiners and stay.
+AFTER_A_PRONOUN = ("to", "in", "into", "on", "onto", "next", "near", "toward", "towards",
+                   "over", "up", "off", "with", "from", "down", "there", "please", "again")
 
 
 def parse_plan(text: str) -> list[Command]:
@@ -28,7 +33,7 @@ def parse_plan(text: str) -> list[Command]:
     text = " ".join(text.split()).rstrip(".!?")
     if match(text) is not None:  # one phrasing of the suite, whatever words it has
         return [parse(text)]
-    clauses = [c for c in re.split(JOINERS, text) if c.strip()]
+    clauses = [c for c in re.split(JOINERS, text, flags=re.IGNORECASE) if c.strip()]
     steps: list[Command] = []
     for n, clause in enumerate(clauses, start=1):
         try:
@@ -52,10 +57,35 @@ def _clause(clause: str, before: Command | None) -> list[Command]:
         left, right = " and ".join(parts[:cut]), " and ".join(parts[cut:])
         try:
             first = _clause(left, before)
-            return first + _clause(right, first[-1])
+            second = _clause(right, first[-1])
         except NotUnderstood:
             continue
+        if second[0].summary() == first[-1].summary():  # "grab it and hold it": one step
+            second = second[1:]
+        return first + second
+    _no_step_swallowed(parts, before)
     return [parse(words)]  # no way to read it: the single step's own refusal
+
+
+def _no_step_swallowed(parts: list[str], before: Command | None) -> None:
+    """Refuse a clause of which one side of an "and" reads as a command and another is no
+    command and not mere politeness: "touch the red block and open the door" must not
+    pass as a touch with "open the door" dropped as filler."""
+    from sims.everyday import clean
+
+    def reads(text: str) -> bool:
+        try:
+            parse(_resolve(text, before))
+        except NotUnderstood:
+            return False
+        return True
+
+    if len(parts) < 2:
+        return
+    # Filler alone is no step ("go ahead and ...": clean() drops "go ahead and").
+    unread = [p for p in parts if clean(p) and clean(f"{p} and") and not reads(p)]
+    if unread and len(unread) < len(parts):
+        raise NotUnderstood(f"I could not match {unread[0].strip()!r} to a task I know")
 
 
 def _resolve(clause: str, before: Command | None) -> str:
@@ -64,7 +94,10 @@ def _resolve(clause: str, before: Command | None) -> str:
         return clause
     text = f" {clause} "
     for pronoun in PRONOUNS:
-        text = re.sub(rf" {pronoun} ", f" the {before.obj} ", text, count=1)
+        pattern = f" {pronoun} "
+        if pronoun in ("that", "this"):
+            pattern = rf" {pronoun} (?=(?:{'|'.join(AFTER_A_PRONOUN)})\b)| {pronoun} $"
+        text = re.sub(pattern, f" the {before.obj} ", text, count=1)
     return " ".join(text.split())
 
 

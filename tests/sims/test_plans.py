@@ -48,3 +48,20 @@ def test_a_plan_is_grounded_as_a_whole():
         env.close()
     with pytest.raises(NotInScene, match="step 2"):
         find_plan_scene(parse_plan("pick up the red block, then touch the magenta block"))
+
+
+def test_what_the_compound_benchmark_found():
+    """benchmarks/compound_commands.py's failures, each now a rule: a capitalised joiner
+    after a full stop; "that" as a determiner is not "it"; "grab X and hold it" is one
+    step; a non-task joined by "and" to a step is refused, not dropped as filler."""
+    steps = parse_plan("pick up the red block. After that, put it in the green zone")
+    assert [s.summary() for s in steps] == ["pick up the red block",
+                                            "put the red block in the green zone"]
+    steps = parse_plan("touch the red block, then grab that blue block")
+    assert steps[1].summary() == "pick up the blue block"
+    steps = parse_plan("push the red block to the center and then put that in the green zone")
+    assert steps[1].summary() == "put the red block in the green zone"
+    assert len(parse_plan("grab that yellow cube and hold it, then touch the red block")) == 2
+    with pytest.raises(NotUnderstood, match="'open the door'"):
+        parse_plan("touch the red block and open the door")
+    assert len(parse_plan("go ahead and lift the red block")) == 1  # filler, not a step
