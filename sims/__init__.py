@@ -52,6 +52,16 @@ for _task in _SO101_TASKS:
     _register(ENV_IDS[-1], _task, "so101")
 
 
+# Envs outside the suite's task list (not in ENV_IDS, so no default evaluation, console or
+# command runs them); named explicitly, they work everywhere an env id does.
+EXTRA_ENV_IDS: list[str] = ["sims/ChainStep-v0"]
+if EXTRA_ENV_IDS[0] not in gymnasium.registry:
+    # One step of a chain, from where the steps before left things (sims/chain_env.py).
+    gymnasium.register(id=EXTRA_ENV_IDS[0], entry_point="sims.chain_env:ChainStepEnv",
+                       kwargs={"task": "chain_step", "robot": "panda"},
+                       max_episode_steps=max(t.max_steps for t in TASKS.values()))
+
+
 def env_task(env_id: str) -> tuple[str, str]:
     """(task, robot) of a registered id."""
     kwargs = gymnasium.spec(env_id).kwargs

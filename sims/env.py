@@ -41,6 +41,7 @@ class QuietBulletClient(bullet_client.BulletClient):
 
 class TabletopEnv(gym.Env):
     metadata = {"render_modes": ["rgb_array"], "render_fps": 10}
+    _blind = False  # True: observations without images (steps nobody looks at)
 
     def __init__(
         self,
@@ -211,7 +212,7 @@ class TabletopEnv(gym.Env):
 
     def _observation(self) -> dict:
         images = {}
-        for cam in self.cameras:
+        for cam in self.cameras if not self._blind else ():
             if isinstance(cam, WristCamera):
                 images[cam.config.name] = cam.render_from(*self.robot.ee_pose())
             else:

@@ -17,7 +17,7 @@ def resolve_env_id(name: str) -> str:
     import sims  # registers the ids; imported here so `vla --help` stays fast
 
     by_key: dict[str, str] = {}
-    for env_id in sims.ENV_IDS:
+    for env_id in [*sims.ENV_IDS, *sims.EXTRA_ENV_IDS]:
         task, robot = sims.env_task(env_id)
         by_key[env_id.lower()] = env_id
         by_key[env_id.split("/", 1)[1].lower()] = env_id

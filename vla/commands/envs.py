@@ -14,7 +14,8 @@ def run(args) -> int:
 
     import sims
 
-    for env_id in sims.ENV_IDS:
+    # The suite's tasks, then the extra envs (a chain's step, sims/chain_env.py).
+    for env_id in [*sims.ENV_IDS, *sims.EXTRA_ENV_IDS]:
         if args.verbose:
             spec = gymnasium.spec(env_id)
             kw = spec.kwargs
