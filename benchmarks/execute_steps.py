@@ -42,6 +42,9 @@ def main() -> None:
     # places between seeds 0-99 and 100-199 (docs/RESULTS.md, "Re-planning").
     ap.add_argument("--episodes", type=int, default=200, help="per task (validation seeds)")
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--tasks", default="",
+                    help="comma-separated env ids or task names (default: every task of "
+                         "the checkpoint's robot)")
     ap.add_argument("--write", action="store_true", help=f"store CHECKPOINT/{EXECUTION_FILE}")
     args = ap.parse_args()
     candidates = [int(c) for c in args.candidates.split(",")]
@@ -52,6 +55,10 @@ def main() -> None:
     if bad:
         raise SystemExit(f"--candidates {bad}: expected 0 (whole chunk) to {chunk}")
     env_ids = [e for e in sims.ENV_IDS if sims.env_task(e)[1] == policy.contract.robot]
+    if args.tasks:
+        from vla.envs import resolve_env_id
+
+        env_ids = [resolve_env_id(t) for t in args.tasks.split(",") if t.strip()]
     rates, successes = {}, {}
     for c in candidates:
         print(f"execute_steps={c or 'whole chunk'} ...", file=sys.stderr, flush=True)
@@ -64,7 +71,9 @@ def main() -> None:
     chosen = choose(successes)
     record = {"execute_steps": chosen or None,
               "chosen_on": f"validation stream, L1, seeds 0-{args.episodes - 1}, "
-                           f"{args.episodes} episodes per task; 0 = whole chunks",
+                           f"{args.episodes} episodes per task"
+                           + (f" of {args.tasks}" if args.tasks else "")
+                           + "; 0 = whole chunks",
               "candidates": rates}
     if args.write:
         (Path(args.checkpoint) / EXECUTION_FILE).write_text(json.dumps(record, indent=1) + "\n")
