@@ -258,12 +258,9 @@ class LeaderSource:
         from bridges.so101 import follow
 
         keys = self._read_keys() if self._read_keys else ""
-        if ESCAPE in keys:
-            return Stop
-        if DISCARD in keys:
-            return Discard
-        if any(k in keys for k in ENTER):
-            return None
+        ended = _episode_keys(keys)
+        if ended is not _GO_ON:
+            return ended
         pose, opening = self.leader.pose()
         return follow(pose, opening, obs["state"])
 
@@ -308,12 +305,9 @@ class Keyboard:
         action = np.zeros(len(self.names), np.float32)
         pairs = iter(KEY_PAIRS)
         keys = self._read_keys()
-        if ESCAPE in keys:
-            return Stop
-        if DISCARD in keys:
-            return Discard
-        if any(k in keys for k in ENTER):
-            return None
+        ended = _episode_keys(keys)
+        if ended is not _GO_ON:
+            return ended
         for i, name in enumerate(self.names):
             if name == "gripper":
                 if " " in keys:
@@ -323,6 +317,21 @@ class Keyboard:
             plus, minus = next(pairs)
             action[i] = float(plus in keys) - float(minus in keys)
         return action
+
+
+_GO_ON = object()  # no key ended the episode
+
+
+def _episode_keys(keys: str):
+    """What the operator's keys say of the episode: Stop (Esc), Discard (x), None (Enter:
+    keep it) or _GO_ON."""
+    if ESCAPE in keys:
+        return Stop
+    if DISCARD in keys:
+        return Discard
+    if any(k in keys for k in ENTER):
+        return None
+    return _GO_ON
 
 
 def _wait_for_enter(read_keys) -> bool:
