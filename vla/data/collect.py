@@ -91,12 +91,7 @@ def collect(
                 "seed": seed, "image_size": image_size, "cameras": list(cameras)}
     if driver is not None:
         run_args["driver"] = dataclasses.asdict(driver)
-    present = DatasetDir(out).seeds(env_id, split)
-    if present and not resume:
-        raise FileExistsError(
-            f"{out!r} already has {len(present)} {env_id} {split} episodes; pass --resume "
-            f"to complete the count, or choose another --out directory"
-        )
+    present = _present(out, env_id, split, resume)
     done = {s for s in present if in_plan(s, seed, shard)}  # this run's share of them
     start = time.perf_counter()
     with executor_pool(executor, workers, worker.init_worker, address=address) as pool:
@@ -125,6 +120,17 @@ def collect(
         "episodes_per_min": round(counts["new"] / seconds * 60, 1),
         "complete": counts["committed"] >= episodes,
     }
+
+
+def _present(out: str, env_id: str, split: str, resume: bool) -> set[int]:
+    """The seeds `out` already holds; refused unless `resume` (nothing is overwritten)."""
+    present = DatasetDir(out).seeds(env_id, split)
+    if present and not resume:
+        raise FileExistsError(
+            f"{out!r} already has {len(present)} {env_id} {split} episodes; pass --resume "
+            f"to complete the count, or choose another --out directory"
+        )
+    return present
 
 
 def _run(pool, run, queue_size, ds, jobs, committed, target, max_failures, progress) -> dict:
