@@ -155,6 +155,12 @@ class Chain:
         return q, float(np.linalg.norm(target[:3, 3] - self.forward(q)[:3, 3]))
 
 
+def wrap_half_turn(yaw: float) -> float:
+    """A yaw in [-pi/2, pi/2): a gripper closing across a block grips it the same turned
+    half round."""
+    return (yaw + math.pi / 2) % math.pi - math.pi / 2
+
+
 def top_down(position, yaw: float) -> np.ndarray:
     """(4, 4) tool pose at `position`, approach axis (tool z) straight down, tool x
     turned `yaw` radians about the vertical from +x."""

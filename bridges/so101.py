@@ -24,7 +24,7 @@ import numpy as np
 
 from bridges.contract import ActionContract
 from bridges.feetech import FeetechBus
-from bridges.kinematics import Chain, rotation_rpy, top_down, transform
+from bridges.kinematics import Chain, rotation_rpy, top_down, transform, wrap_half_turn
 from bridges.robot import Robot, RobotError
 from bridges.so101_calibration import MotorCalibration, check_servos, load_calibration
 from bridges.so101_safety import cap_steps, limit_gripper, torque_on
@@ -57,8 +57,39 @@ RESET_TIMEOUT_S = 10.0
 MAX_STEP_PER_TICK = 60  # servo steps (5.3 degrees) per joint per tick at most
 
 
+# The wrist turns half round (when its roll runs out) only with the tool above this: the
+# jaws' tips then clear a 2 cm block. Lower, a half turn sweeps them through the blocks
+# (in the twin it flung one off the board).
+FLIP_ABOVE_M = 0.035
+
+
 def tool_chain() -> Chain:
     return Chain(URDF, "gripper_frame_link", tool=TOOL)
+
+
+def solve_tool(chain: Chain, pos, yaw: float, start: np.ndarray,
+               home: np.ndarray | None = None) -> np.ndarray:
+    """Joint angles (5,) with the tool at `pos`, pointing down, at `yaw`, solved from
+    `start` so the arm stays on one branch (twin and real arm alike). Where the wrist's
+    roll cannot reach `yaw`: up high, a half turn (a block is gripped the same either
+    way); low down, the yaw it has. A solve stalled against a joint limit is tried again
+    from `home` (default `START_JOINTS`). The best found is returned even when nothing
+    reaches `pos`."""
+    home = np.array(START_JOINTS) if home is None else home
+    q, err = chain.solve(top_down(pos, yaw), start, iterations=60)
+    if err < 1e-3:
+        return q
+    present = chain.forward(start)
+    tries = [(math.atan2(present[1, 0], present[0, 0]), start)]
+    if pos[2] > FLIP_ABOVE_M:
+        tries += [(yaw + math.pi, start), (yaw, home), (yaw + math.pi, home)]
+    for other_yaw, again in tries:
+        q_other, err_other = chain.solve(top_down(pos, other_yaw), again, iterations=60)
+        if err_other < err:
+            q, err = q_other, err_other
+        if err < 1e-3:
+            break
+    return q
 
 
 def joint_angles(motors: dict[str, MotorCalibration], raw: dict[int, int]) -> np.ndarray:
@@ -77,8 +108,7 @@ def gripper_opening(motors: dict[str, MotorCalibration], raw: dict[int, int]) ->
 
 def state_of(pose: np.ndarray, opening: float) -> np.ndarray:
     """(4, 4) tool pose and opening fraction -> the contract's state (6,)."""
-    yaw = math.atan2(pose[1, 0], pose[0, 0])
-    yaw = (yaw + math.pi / 2) % math.pi - math.pi / 2  # the jaws grip the same a half turn on
+    yaw = wrap_half_turn(math.atan2(pose[1, 0], pose[0, 0]))  # grips the same a half turn on
     return np.array([*pose[:3, 3], math.sin(yaw), math.cos(yaw), opening], dtype=np.float32)
 
 
@@ -158,12 +188,7 @@ class SO101(Robot):
         step = action * np.array(SO101_CONTRACT["action_scale"])
         target = np.clip(pose[:3, 3] + step[:3], WORKSPACE_LOW, WORKSPACE_HIGH)
         yaw = math.atan2(pose[1, 0], pose[0, 0]) + step[3]
-        q, err = self.chain.solve(top_down(target, yaw), self._q if self._q is not None
-                                  else q_now, iterations=60)
-        if err > 1e-3:  # out of the wrist's roll: a half turn grips the same
-            q_turned, err_turned = self.chain.solve(top_down(target, yaw + math.pi), q_now,
-                                                    iterations=60)
-            q = q_turned if err_turned < err else q
+        q = solve_tool(self.chain, target, yaw, self._q if self._q is not None else q_now)
         self._q = q
         goals = {self.motors[n].id: self.motors[n].raw(math.degrees(URDF_SIGN[n] * angle))
                  for n, angle in zip(ARM, q)}
@@ -263,5 +288,5 @@ def follow(leader_pose: np.ndarray, opening: float, state: np.ndarray) -> np.nda
     target = state_of(leader_pose, opening)
     move = (target[:3] - state[:3]) / scale[:3]
     yaw_now, yaw_to = math.atan2(state[3], state[4]), math.atan2(target[3], target[4])
-    turn = ((yaw_to - yaw_now + math.pi / 2) % math.pi - math.pi / 2) / scale[3]
+    turn = wrap_half_turn(yaw_to - yaw_now) / scale[3]
     return np.clip(np.array([*move, turn, 2.0 * opening - 1.0]), -1.0, 1.0).astype(np.float32)

@@ -18,6 +18,7 @@ import numpy as np
 import pybullet
 import pybullet_data
 
+from bridges.kinematics import wrap_half_turn
 from sims.workspace import PANDA_WORKSPACE, Workspace
 
 ACTION_NAMES = ("dx", "dy", "dz", "dyaw", "gripper")
@@ -80,7 +81,7 @@ def _down_quaternion(client: pybullet, yaw: float) -> tuple[float, ...]:
 
 def wrap_gripper_yaw(yaw: float) -> float:
     """A parallel gripper is symmetric under a half turn: keep yaw in [-pi/2, pi/2)."""
-    return (yaw + math.pi / 2) % math.pi - math.pi / 2
+    return wrap_half_turn(yaw)
 
 
 class SimArm:

@@ -29,13 +29,13 @@ from pathlib import Path
 import numpy as np
 import pybullet
 
-from bridges.kinematics import top_down
 from bridges.so101 import (
     SO101_CONTRACT,
     START_JOINTS,
     URDF,
     WORKSPACE_HIGH,
     WORKSPACE_LOW,
+    solve_tool,
     tool_chain,
 )
 from sims.mesh_reduce import read_stl, write_stl
@@ -50,9 +50,6 @@ FRAME_LINK, JAW_JOINT, HAND_LINKS = 5, 6, (4, 5, 6)
 JAW_ANGLES = (-0.17, 0.0, 0.18, 0.35, 0.52, 0.70)
 JAW_GAPS = (0.0018, 0.0153, 0.0285, 0.0412, 0.0528, 0.0641)
 
-# The tool turns its wrist half round (when the roll runs out) only above this height:
-# the jaws' tips then clear a 2 cm block.
-FLIP_ABOVE_M = 0.035
 # PyBullet collides a moving link's mesh as its convex hull. The fixed jaw is one mesh
 # with the wrist plate, and its hull fills the space between the jaws, where a block
 # goes. The twin collides the last 4 cm of each jaw instead: mesh file, axis (in the
@@ -131,7 +128,8 @@ class SO101Arm(SimArm):
         super().__init__(client)
         # Home: a top-down pose over the board's middle.
         # The real arm's start pose, solved exactly for the home position.
-        self.home = self._solve(np.array(self.home_position), 0.0, np.array(START_JOINTS))
+        self.home = solve_tool(self.chain, np.array(self.home_position), 0.0,
+                               np.array(START_JOINTS))
         self.home_joints = tuple(self.home)
         self._last = np.array(self.home_joints)
 
@@ -143,28 +141,8 @@ class SO101Arm(SimArm):
 
     # -- kinematics -------------------------------------------------------------------
     def _solve(self, pos: np.ndarray, yaw: float, start: np.ndarray) -> np.ndarray:
-        """Joint angles with the tool at `pos`, pointing down, at `yaw`, or a half turn
-        from it (a block is gripped the same either way) where the wrist's roll cannot
-        reach `yaw`. Solved from `start`, so the arm stays on one branch."""
-        q, err = self.chain.solve(top_down(pos, yaw), start, iterations=60)
-        if err < 1e-3:
-            return q
-        # The wrist's roll ran out at its limit. Low down, keep the yaw it has: turning
-        # the wrist half round there sweeps the jaws through the blocks (it flung one
-        # off the board). Up high, turn it; and a solve stalled against a joint limit
-        # may not stall from home.
-        present = self.chain.forward(start)
-        tries = [(math.atan2(present[1, 0], present[0, 0]), start)]
-        if pos[2] > FLIP_ABOVE_M:
-            tries += [(yaw + math.pi, start), (yaw, self.home), (yaw + math.pi, self.home)]
-        for other_yaw, again in tries:
-            q_other, err_other = self.chain.solve(top_down(pos, other_yaw), again,
-                                                  iterations=60)
-            if err_other < err:
-                q, err = q_other, err_other
-            if err < 1e-3:
-                break
-        return q
+        """The real arm's solve (bridges/so101.py `solve_tool`), from `start`."""
+        return solve_tool(self.chain, pos, yaw, start, self.home)
 
     def _tool_pose(self) -> np.ndarray:
         q = np.array([self.p.getJointState(self.body, j)[0] for j in self.arm_joints])
