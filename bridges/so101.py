@@ -106,6 +106,30 @@ def gripper_opening(motors: dict[str, MotorCalibration], raw: dict[int, int]) ->
     return float(np.clip((raw[grip.id] - grip.range_min) / span, 0.0, 1.0))
 
 
+def arm_calibration(path: str | Path) -> tuple[dict[str, MotorCalibration], list[int]]:
+    """An SO-101's calibration file (LeRobot's) and its servo ids in joint order; every
+    joint must be there."""
+    motors = load_calibration(path)
+    missing = [n for n in (*ARM, GRIPPER) if n not in motors]
+    if missing:
+        raise ValueError(f"{path}: no calibration for joints {missing}; expected "
+                         f"{', '.join((*ARM, GRIPPER))} (LeRobot's SO-101 names)")
+    return motors, [motors[n].id for n in (*ARM, GRIPPER)]
+
+
+def open_checked(port: str, bus: FeetechBus | None, motors: dict[str, MotorCalibration],
+                 which: str) -> FeetechBus:
+    """The bus (opened on `port` unless given), its servos' memory checked against the
+    calibration: a mismatch is refused before anything moves."""
+    bus = bus if bus is not None else FeetechBus(port)
+    wrong = check_servos(bus, motors)
+    if wrong:
+        raise RobotError(f"{which}: the servos' memory differs from the calibration file: "
+                         + "; ".join(wrong) + ". Run the calibration again "
+                         "(python -m bridges.so101_calibration).")
+    return bus
+
+
 def state_of(pose: np.ndarray, opening: float) -> np.ndarray:
     """(4, 4) tool pose and opening fraction -> the contract's state (6,)."""
     yaw = wrap_half_turn(math.atan2(pose[1, 0], pose[0, 0]))  # grips the same a half turn on
@@ -126,12 +150,7 @@ class SO101(Robot):
         self.cameras = {name: ThreadedCamera(OpenCVCamera(source, (image_size,) * 2, name))
                         for name, source in (("front", front), ("wrist", wrist))
                         if source is not None}
-        self.motors: dict[str, MotorCalibration] = load_calibration(calibration)
-        missing = [n for n in (*ARM, GRIPPER) if n not in self.motors]
-        if missing:
-            raise ValueError(f"{calibration}: no calibration for joints {missing}; expected "
-                             f"{', '.join((*ARM, GRIPPER))} (LeRobot's SO-101 names)")
-        self.servos = [self.motors[n].id for n in (*ARM, GRIPPER)]
+        self.motors, self.servos = arm_calibration(calibration)
         self.chain = tool_chain()
         self.bus, self._frame = bus, frame
         self._q: np.ndarray | None = None  # last joint solution (radians)
@@ -143,12 +162,7 @@ class SO101(Robot):
 
     # -- life cycle -----------------------------------------------------------------------
     def connect(self) -> None:
-        if self.bus is None:
-            self.bus = FeetechBus(self.port)
-        wrong = check_servos(self.bus, self.motors)
-        if wrong:
-            raise RobotError("the servos' memory differs from the calibration file: "
-                             + "; ".join(wrong) + ". Run the calibration again.")
+        self.bus = open_checked(self.port, self.bus, self.motors, "the arm")
         limit_gripper(self.bus, self.motors[GRIPPER].id)
         torque_on(self.bus, self.servos)  # goals = present positions first: no jump
         for cam in self.cameras.values():
@@ -250,22 +264,13 @@ class SO101Leader:
 
     def __init__(self, port: str, calibration: str | Path, bus: FeetechBus | None = None):
         self.port, self.bus = port, bus
-        self.motors = load_calibration(calibration)
-        missing = [n for n in (*ARM, GRIPPER) if n not in self.motors]
-        if missing:
-            raise ValueError(f"{calibration}: no calibration for leader joints {missing}")
-        self.servos = [self.motors[n].id for n in (*ARM, GRIPPER)]
+        self.motors, self.servos = arm_calibration(calibration)
         self.chain = tool_chain()
 
     def connect(self) -> None:
         from bridges.so101_safety import torque_off
 
-        if self.bus is None:
-            self.bus = FeetechBus(self.port)
-        wrong = check_servos(self.bus, self.motors)
-        if wrong:
-            raise RobotError("the leader's servos differ from its calibration file: "
-                             + "; ".join(wrong))
+        self.bus = open_checked(self.port, self.bus, self.motors, "the leader arm")
         torque_off(self.bus, self.servos)  # moved by hand
 
     def pose(self) -> tuple[np.ndarray, float]:
